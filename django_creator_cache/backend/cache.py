@@ -1,0 +1,624 @@
+"""``RedisCache``: the Django cache backend.
+
+A thin front over a shared redis-py client. It builds keys (hashing long ones),
+encodes values, counts statistics in memory and decides, in one place
+(``_fail``), what a Redis failure means for the caller. Mode differences
+(single, Sentinel, Cluster) live in ``modes``; Redis data-structure helpers
+in ``structures``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.utils.module_loading import import_string
+from redis.exceptions import ResponseError
+
+from .. import stats as stats_module
+from ..exceptions import CacheUnavailable, CorruptValue
+from ..keys import KeyManager, glob_escape, shorten
+from ..ttl import parse_ttl, policy
+from . import connection
+from . import options as options_module
+from .codec import Codec, load_compressor, load_serializer
+from .modes import SingleMode, mode_for
+from .policy import REDIS_ERRORS, degrades
+from .structures import StructuresMixin
+
+logger = logging.getLogger("django_creator_cache")
+
+_INCR_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+_MISSING = object()
+# Seconds between two warnings about the same failing alias in one process.
+_WARN_EVERY = 60.0
+
+
+class RedisCache(StructuresMixin, BaseCache):
+    """Django cache backend on Redis, Sentinel or Redis Cluster."""
+
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        if "TIMEOUT" not in params:
+            params = {**params, "TIMEOUT": policy("default")}
+        super().__init__(params)
+        self._server = server
+        self._params = params
+        self._raw_options: dict[str, Any] = params.get("OPTIONS") or {}
+        if "KEY_FUNCTION" not in params:
+            self.key_func = self._separated_key
+
+    # -- configuration, resolved on first use ---------------------------------
+
+    @cached_property
+    def options(self) -> options_module.BackendOptions:
+        return options_module.resolve(self._server, self._raw_options)
+
+    @cached_property
+    def key_separator(self) -> str:
+        return self.options.key_separator
+
+    @cached_property
+    def _max_key_length(self) -> int:
+        return self.options.max_key_length
+
+    @cached_property
+    def _redis(self) -> Any:
+        client = connection.get_client(self.options)
+        self._counters.flush_target = (client, self._stats_key)
+        stats_module.registry.start_flusher(self.options.stats_flush_interval)
+        return client
+
+    @cached_property
+    def _mode(self) -> SingleMode:
+        return mode_for(self._redis)
+
+    @cached_property
+    def _codec(self) -> Codec:
+        opts = self.options
+        serializer = load_serializer(opts.serializer, opts.raw)
+        compressor = (
+            load_compressor(opts.compressor, opts.compress_min_length, opts.raw)
+            if opts.compressor
+            else None
+        )
+        return Codec(serializer, compressor)
+
+    @cached_property
+    def _incr_script(self) -> Any:
+        return self._redis.register_script(_INCR_SCRIPT)
+
+    @cached_property
+    def alias(self) -> str:
+        """The ``CACHES`` alias this backend was configured under."""
+        explicit = self._raw_options.get("ALIAS")
+        if explicit:
+            return str(explicit)
+        for name, entry in getattr(settings, "CACHES", {}).items():
+            if entry.get("LOCATION", "") == self._server and all(
+                entry.get(k) == v for k, v in self._params.items() if k != "TIMEOUT"
+            ):
+                return str(name)
+        return "default"
+
+    @cached_property
+    def _counters(self) -> stats_module.Counters:
+        return stats_module.registry.counters(f"{self.alias}@{self.options.safe_location}")
+
+    @cached_property
+    def _stats_key(self) -> str:
+        sep = self.key_separator
+        head = f"{self.key_prefix}{sep}" if self.key_prefix else ""
+        return f"{head}dcc{sep}stats{sep}{self.alias}"
+
+    @cached_property
+    def keys_manager(self) -> KeyManager:
+        """Builds keys from parts with this alias's separator (see ``KeyManager``)."""
+        return KeyManager(self)
+
+    # -- keys and timeouts -----------------------------------------------------
+
+    def _separated_key(self, key: Any, key_prefix: str, version: Any) -> str:
+        sep = self.key_separator
+        if sep == ":":
+            return default_key_func(key, key_prefix, version)
+        return f"{key_prefix}{sep}{version}{sep}{key}"
+
+    def make_key(self, key: Any, version: int | None = None) -> str:
+        """Prefix and version ``key``; keys past ``MAX_CACHE_KEY_LENGTH`` are hashed."""
+        full: str = self.key_func(
+            key, self.key_prefix, self.version if version is None else version
+        )
+        if len(full) > self._max_key_length:
+            return shorten(full, self._max_key_length)
+        return full
+
+    def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
+        # Any key is valid here: long ones are hashed, Unicode is fine.
+        return self.make_key(key, version)
+
+    def validate_key(self, key: Any) -> None:
+        """Nothing to validate: Redis accepts any key, long ones are hashed."""
+
+    def make_pattern(
+        self, pattern: str, version: int | None = None, prefix: str | None = None
+    ) -> str:
+        """A SCAN/KEYS glob for ``pattern`` under this alias's prefix and version."""
+        prefix = self.key_prefix if prefix is None else prefix
+        version_part = self.version if version is None else version
+        return str(self.key_func(pattern, glob_escape(prefix), glob_escape(str(version_part))))
+
+    def reverse_key(self, key: str) -> str:
+        """The user key of a full Redis key (inverse of the default key function)."""
+        path = self._raw_options.get("REVERSE_KEY_FUNCTION") or self._params.get(
+            "REVERSE_KEY_FUNCTION"
+        )
+        if path:
+            return str(import_string(path)(key))
+        return key.split(self.key_separator, 2)[-1]
+
+    def _px(self, timeout: Any) -> int | None:
+        """Django timeout (seconds, None, DEFAULT_TIMEOUT) as milliseconds."""
+        if timeout is DEFAULT_TIMEOUT:
+            timeout = self.default_timeout
+        if timeout is None:
+            return None
+        if not isinstance(timeout, int | float):
+            timeout = parse_ttl(timeout)
+            if timeout is None:
+                return None
+        px = int(timeout * 1000)
+        return 1 if px == 0 and timeout > 0 else px
+
+    # -- failures --------------------------------------------------------------
+
+    def _fail(self, operation: str, exc: BaseException) -> None:
+        """Count and log a Redis failure; raise only in strict mode."""
+        counters = self._counters
+        counters.errors += 1
+        now = time.monotonic()
+        if now - counters.last_warning > _WARN_EVERY:
+            counters.last_warning = now
+            logger.warning(
+                "cache %r (%s) unavailable during %s: %s",
+                self.alias,
+                self.options.safe_location,
+                operation,
+                exc,
+            )
+        if self.options.strict:
+            raise CacheUnavailable(self.alias, operation, exc) from exc
+
+    def _corrupt(self, key: str, exc: CorruptValue) -> None:
+        """A value we cannot read is a miss: log it, count it, delete it."""
+        self._counters.corrupt += 1
+        logger.warning("cache %r: dropping unreadable value at %r: %s", self.alias, key, exc)
+        try:
+            self._redis.delete(key)
+        except REDIS_ERRORS as del_exc:
+            self._fail("delete", del_exc)
+
+    def _decode(self, key: str, raw: bytes, default: Any) -> Any:
+        try:
+            return self._codec.decode(raw)
+        except CorruptValue as exc:
+            self._corrupt(key, exc)
+            return default
+
+    # -- the Django cache API --------------------------------------------------
+
+    def get(
+        self, key: Any, default: Any = None, version: int | None = None, client: Any = None
+    ) -> Any:
+        key = self.make_key(key, version)
+        try:
+            raw = (client or self._redis).execute_command("GET", key)
+        except REDIS_ERRORS as exc:
+            self._fail("get", exc)
+            return default
+        if raw is None:
+            self._counters.misses += 1
+            return default
+        self._counters.hits += 1
+        return self._decode(key, raw, default)
+
+    def set(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+        nx: bool = False,
+        xx: bool = False,
+    ) -> bool:
+        key = self.make_key(key, version)
+        encoded = self._codec.encode(value, key)
+        px = self._px(timeout)
+        redis = client or self._redis
+        try:
+            if px is not None and px <= 0:
+                if nx:
+                    return not redis.exists(key)
+                redis.delete(key)
+                self._counters.deletes += 1
+                return True
+            args: list[Any] = ["SET", key, encoded]
+            if px is not None:
+                args += ("PX", px)
+            if nx:
+                args.append("NX")
+            if xx:
+                args.append("XX")
+            stored = bool(redis.execute_command(*args))
+        except REDIS_ERRORS as exc:
+            self._fail("set", exc)
+            return False
+        self._counters.sets += 1
+        return stored
+
+    def add(
+        self,
+        key: Any,
+        value: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        return self.set(key, value, timeout, version, client=client, nx=True)
+
+    def get_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> dict[Any, Any]:
+        by_key = {self.make_key(k, version): k for k in keys}
+        if not by_key:
+            return {}
+        mode = self._mode if client is None else mode_for(client)
+        try:
+            values = mode.mget(list(by_key))
+        except REDIS_ERRORS as exc:
+            self._fail("get_many", exc)
+            return {}
+        found: dict[Any, Any] = {}
+        for full, raw in zip(by_key, values, strict=True):
+            if raw is None:
+                continue
+            value = self._decode(full, raw, _MISSING)
+            if value is not _MISSING:
+                found[by_key[full]] = value
+        counters = self._counters
+        counters.hits += len(found)
+        counters.misses += len(by_key) - len(found)
+        return found
+
+    def set_many(
+        self,
+        data: dict[Any, Any],
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> list[Any]:
+        if not data:
+            return []
+        px = self._px(timeout)
+        encoded = {self.make_key(k, version): self._codec.encode(v, k) for k, v in data.items()}
+        mode = self._mode if client is None else mode_for(client)
+        try:
+            if px is not None and px <= 0:
+                mode.delete_keys(list(encoded))
+                return []
+            pipe = mode.pipeline()
+            for full, value in encoded.items():
+                if px is None:
+                    pipe.execute_command("SET", full, value)
+                else:
+                    pipe.execute_command("SET", full, value, "PX", px)
+            pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._fail("set_many", exc)
+            return list(data)
+        self._counters.sets += len(encoded)
+        return []
+
+    def delete(
+        self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
+    ) -> bool:
+        if prefix is None:
+            full = self.make_key(key, version)
+        else:
+            full = shorten(
+                str(self.key_func(key, prefix, self.version if version is None else version)),
+                self._max_key_length,
+            )
+        try:
+            deleted = bool((client or self._redis).delete(full))
+        except REDIS_ERRORS as exc:
+            self._fail("delete", exc)
+            return False
+        self._counters.deletes += 1
+        return deleted
+
+    def delete_many(
+        self, keys: Iterable[Any], version: int | None = None, client: Any = None
+    ) -> int:
+        full = [self.make_key(k, version) for k in keys]
+        if not full:
+            return 0
+        mode = self._mode if client is None else mode_for(client)
+        try:
+            deleted = mode.delete_keys(full)
+        except REDIS_ERRORS as exc:
+            self._fail("delete_many", exc)
+            return 0
+        self._counters.deletes += len(full)
+        return deleted
+
+    @degrades(False)
+    def has_key(self, key: Any, version: int | None = None, client: Any = None) -> bool:
+        return bool((client or self._redis).exists(self.make_key(key, version)))
+
+    @degrades(False)
+    def touch(
+        self,
+        key: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        client: Any = None,
+    ) -> bool:
+        full = self.make_key(key, version)
+        redis = client or self._redis
+        px = self._px(timeout)
+        if px is None:
+            pipe = redis.pipeline(transaction=False)
+            pipe.persist(full)
+            pipe.exists(full)
+            return bool(pipe.execute()[1])
+        return bool(redis.pexpire(full, px))
+
+    def incr(
+        self,
+        key: Any,
+        delta: int = 1,
+        version: int | None = None,
+        client: Any = None,
+        ignore_key_check: bool = False,
+    ) -> int:
+        """Atomically add ``delta``, keeping the key's TTL; one round trip.
+
+        Raises ``ValueError`` if the key is missing (unless ``ignore_key_check``),
+        ``TypeError`` if its value is not an integer, and ``CacheUnavailable``
+        when Redis cannot answer: a counter is never silently wrong.
+        """
+        full = self.make_key(key, version)
+        redis = client or self._redis
+        try:
+            if ignore_key_check:
+                value = redis.incrby(full, delta)
+            else:
+                value = self._incr_script(keys=[full], args=[delta], client=redis)
+        except ResponseError as exc:
+            if "not an integer" not in str(exc) and "out of range" not in str(exc):
+                self._counters.errors += 1
+                raise CacheUnavailable(self.alias, "incr", exc) from exc
+            return self._incr_big(full, delta, redis)
+        except REDIS_ERRORS as exc:
+            self._fail("incr", exc)
+            raise CacheUnavailable(self.alias, "incr", exc) from exc
+        if value is None:
+            raise ValueError(f"Key {key!r} not found")
+        return int(value)
+
+    def _incr_big(self, full: str, delta: int, redis: Any) -> int:
+        """Integers beyond 64 bits are stored as decimal text: add in Python."""
+        raw = redis.get(full)
+        if raw is None:
+            raise ValueError(f"Key {full!r} not found")
+        current = self._decode(full, raw, None)
+        if type(current) is not int:
+            raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
+        value = current + delta
+        redis.set(full, value, keepttl=True)
+        return value
+
+    def decr(self, key: Any, delta: int = 1, version: int | None = None, client: Any = None) -> int:
+        return self.incr(key, -delta, version=version, client=client)
+
+    def incr_version(
+        self, key: Any, delta: int = 1, version: int | None = None, client: Any = None
+    ) -> int:
+        """Move ``key`` to ``version + delta``, keeping its value and TTL."""
+        version = self.version if version is None else version
+        old = self.make_key(key, version)
+        new = self.make_key(key, version + delta)
+        redis = client or self._redis
+        try:
+            pipe = redis.pipeline(transaction=False)
+            pipe.get(old)
+            pipe.pttl(old)
+            raw, pttl = pipe.execute()
+            if raw is None:
+                raise ValueError(f"Key {key!r} not found")
+            if pttl is not None and pttl > 0:
+                redis.set(new, raw, px=pttl)
+            else:
+                redis.set(new, raw)
+            redis.delete(old)
+        except REDIS_ERRORS as exc:
+            self._fail("incr_version", exc)
+            raise CacheUnavailable(self.alias, "incr_version", exc) from exc
+        return version + delta
+
+    @degrades(False)
+    def clear(self) -> bool:
+        """Delete this alias's keys: only those under its ``KEY_PREFIX`` when it
+        has one (safe on a shared server), else the whole database."""
+        if self.key_prefix:
+            self._delete_glob(f"{glob_escape(self.key_prefix)}{self.key_separator}*", self._mode)
+        else:
+            self._mode.flush()
+        return True
+
+    def close(self, **kwargs: Any) -> None:
+        """Connections are pooled per process and outlive requests."""
+
+    # -- Redis extras (django-redis compatible) ----------------------------------
+
+    @degrades(0)
+    def ttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
+        """Seconds to live; ``None`` if it never expires, 0 if missing."""
+        t = int((client or self._redis).ttl(self.make_key(key, version)))
+        return None if t == -1 else max(t, 0)
+
+    @degrades(0)
+    def pttl(self, key: Any, version: int | None = None, client: Any = None) -> int | None:
+        """Milliseconds to live; ``None`` if it never expires, 0 if missing."""
+        t = int((client or self._redis).pttl(self.make_key(key, version)))
+        return None if t == -1 else max(t, 0)
+
+    @degrades(False)
+    def expire(
+        self, key: Any, timeout: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        px = self._px(timeout)
+        full = self.make_key(key, version)
+        if px is None:
+            return bool((client or self._redis).persist(full))
+        return bool((client or self._redis).pexpire(full, px))
+
+    @degrades(False)
+    def pexpire(
+        self, key: Any, timeout: int, version: int | None = None, client: Any = None
+    ) -> bool:
+        return bool((client or self._redis).pexpire(self.make_key(key, version), timeout))
+
+    @degrades(False)
+    def expire_at(
+        self, key: Any, when: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        return bool((client or self._redis).expireat(self.make_key(key, version), when))
+
+    @degrades(False)
+    def pexpire_at(
+        self, key: Any, when: Any, version: int | None = None, client: Any = None
+    ) -> bool:
+        return bool((client or self._redis).pexpireat(self.make_key(key, version), when))
+
+    @degrades(False)
+    def persist(self, key: Any, version: int | None = None, client: Any = None) -> bool:
+        return bool((client or self._redis).persist(self.make_key(key, version)))
+
+    @degrades(list)
+    def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
+        """User keys matching the glob ``search`` (KEYS on every primary: small databases only)."""
+        mode = self._mode if client is None else mode_for(client)
+        return [self.reverse_key(_text(k)) for k in mode.keys(self.make_pattern(search, version))]
+
+    def iter_keys(
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Any = None,
+        version: int | None = None,
+    ) -> Iterator[str]:
+        """User keys matching ``search``, via SCAN on every primary."""
+        mode = self._mode if client is None else mode_for(client)
+        pattern = self.make_pattern(search, version)
+        try:
+            for full in mode.scan(pattern, itersize):
+                yield self.reverse_key(_text(full))
+        except REDIS_ERRORS as exc:
+            self._fail("iter_keys", exc)
+
+    @degrades(0)
+    def delete_pattern(
+        self,
+        pattern: str,
+        version: int | None = None,
+        prefix: str | None = None,
+        client: Any = None,
+        itersize: int | None = None,
+    ) -> int:
+        """Delete every key matching the glob ``pattern`` (SCAN, every primary)."""
+        mode = self._mode if client is None else mode_for(client)
+        return self._delete_glob(self.make_pattern(pattern, version, prefix), mode, itersize)
+
+    def _delete_glob(self, glob: str, mode: SingleMode, itersize: int | None = None) -> int:
+        deleted = 0
+        batch: list[bytes] = []
+        for full in mode.scan(glob, itersize or 1000):
+            batch.append(full)
+            if len(batch) >= 500:
+                deleted += mode.delete_keys(batch)
+                batch = []
+        if batch:
+            deleted += mode.delete_keys(batch)
+        self._counters.deletes += deleted
+        return deleted
+
+    def lock(
+        self,
+        key: Any,
+        version: int | None = None,
+        timeout: float | None = None,
+        sleep: float = 0.1,
+        blocking: bool = True,
+        blocking_timeout: float | None = None,
+        client: Any = None,
+        thread_local: bool = True,
+    ) -> Any:
+        """A redis-py ``Lock`` on the cache key ``key``."""
+        return (client or self._redis).lock(
+            self.make_key(key, version),
+            timeout=timeout,
+            sleep=sleep,
+            blocking=blocking,
+            blocking_timeout=blocking_timeout,
+            thread_local=thread_local,
+        )
+
+    def get_client(self, key: Any = None, write: bool = True) -> Any:
+        """The shared redis-py client (``Redis`` or ``RedisCluster``) of this alias."""
+        return self._redis
+
+    # -- statistics and health -------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Ping every primary with ``CACHE_HEALTH_TIMEOUT``, retrying
+        ``CACHE_HEALTH_RETRIES`` times; returns healthy, latency_ms and error."""
+        from ..health import check
+
+        return check(self)
+
+    def stats(self, server: bool = True) -> dict[str, Any]:
+        """Site-wide counters for this alias, plus server facts when ``server``."""
+        from ..health import server_facts
+
+        counters = self._counters
+        key = self._stats_key
+        result: dict[str, Any] = {
+            "alias": self.alias,
+            "mode": self.options.mode,
+            "location": self.options.safe_location,
+            **stats_module.totals(counters, lambda: self._redis.hgetall(key)),
+        }
+        if server:
+            result.update(server_facts(self))
+        return result
+
+    def flush_stats(self) -> bool:
+        """Add this process's pending counts to Redis now (tests, shutdown)."""
+        _ = self._redis
+        return stats_module.flush(self._counters)
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key

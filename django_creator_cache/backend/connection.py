@@ -1,0 +1,153 @@
+"""Building the redis-py client for an alias, one per process and configuration.
+
+Single and Sentinel connections come from django-redis's connection factories
+(its pools, parsers and Sentinel support); Cluster uses redis-py's
+``RedisCluster``. Clients are shared by every backend instance of the process
+with the same configuration: Django makes a backend per thread, and each would
+otherwise open its own pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import redis
+from django_redis.pool import ConnectionFactory, SentinelConnectionFactory
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from .options import BackendOptions
+
+RedisClientType = redis.Redis | RedisCluster
+
+_clients: dict[tuple[Any, ...], RedisClientType] = {}
+_lock = threading.Lock()
+
+
+class _PoolPerConfig:
+    """django-redis keys its pool cache by URL only; two aliases with one URL
+    and different timeouts must not share a pool, so key by every parameter."""
+
+    _pools: dict[str, Any]
+
+    def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
+        key = repr(sorted((k, repr(v)) for k, v in params.items()))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = self.get_connection_pool(params)  # type: ignore[attr-defined]
+        return pool
+
+
+class _Factory(_PoolPerConfig, ConnectionFactory):  # type: ignore[misc]
+    _pools: ClassVar[dict[str, Any]] = {}
+
+
+class _SentinelFactory(_PoolPerConfig, SentinelConnectionFactory):  # type: ignore[misc]
+    _pools: ClassVar[dict[str, Any]] = {}
+
+
+def make_retry(options: BackendOptions) -> Retry:
+    """Exponential backoff with jitter for transient connection errors."""
+    backoff = ExponentialWithJitterBackoff(
+        base=options.retry_delay, cap=max(options.retry_delay * 16, options.retry_delay)
+    )
+    return Retry(backoff, options.retry_attempts)
+
+
+def _retry_errors() -> list[type[Exception]]:
+    # Timeouts are not retried: a slow server must not cost several timeouts.
+    return [RedisConnectionError, BusyLoadingError]
+
+
+def _factory_options(options: BackendOptions) -> dict[str, Any]:
+    pool_kwargs: dict[str, Any] = {
+        "retry": make_retry(options),
+        "retry_on_error": _retry_errors(),
+    }
+    if options.max_connections:
+        pool_kwargs["max_connections"] = options.max_connections
+    pool_kwargs.update(options.raw.get("CONNECTION_POOL_KWARGS") or {})
+    factory_options: dict[str, Any] = {
+        "SOCKET_TIMEOUT": options.command_timeout or None,
+        "SOCKET_CONNECT_TIMEOUT": options.connect_timeout or None,
+        "CONNECTION_POOL_KWARGS": pool_kwargs,
+        "USERNAME": options.username,
+        "PASSWORD": options.password,
+    }
+    for name in ("PARSER_CLASS", "CONNECTION_POOL_CLASS", "REDIS_CLIENT_KWARGS"):
+        if name in options.raw:
+            factory_options[name] = options.raw[name]
+    if options.mode == "sentinel":
+        factory_options["SENTINELS"] = options.sentinels
+        factory_options["SENTINEL_KWARGS"] = options.sentinel_kwargs or None
+    return factory_options
+
+
+def _cluster(options: BackendOptions) -> RedisCluster:
+    nodes = []
+    for url in options.urls:
+        parts = urlsplit(url)
+        nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
+    first = urlsplit(options.urls[0])
+    kwargs: dict[str, Any] = {
+        "startup_nodes": nodes,
+        "socket_timeout": options.command_timeout or None,
+        "socket_connect_timeout": options.connect_timeout or None,
+        "retry": make_retry(options),
+        "username": options.username or first.username,
+        "password": options.password or first.password,
+        "ssl": first.scheme == "rediss",
+    }
+    if options.max_connections:
+        kwargs["max_connections"] = options.max_connections
+    kwargs.update(options.raw.get("CLUSTER_KWARGS") or {})
+    return RedisCluster(**kwargs)
+
+
+def _config_key(options: BackendOptions) -> tuple[Any, ...]:
+    raw = tuple(sorted((k, repr(v)) for k, v in options.raw.items()))
+    return (
+        options.mode,
+        tuple(options.urls),
+        options.connect_timeout,
+        options.command_timeout,
+        options.retry_attempts,
+        options.retry_delay,
+        raw,
+    )
+
+
+def get_client(options: BackendOptions) -> RedisClientType:
+    """The process-wide redis-py client for ``options`` (built on first use)."""
+    key = _config_key(options)
+    client = _clients.get(key)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = build_client(options)
+    return client
+
+
+def build_client(options: BackendOptions) -> RedisClientType:
+    """A new redis-py client for ``options``; connections open lazily."""
+    if options.mode == "cluster":
+        return _cluster(options)
+    factory_cls = _SentinelFactory if options.mode == "sentinel" else _Factory
+    factory = factory_cls(_factory_options(options))
+    client: redis.Redis = factory.connect(options.urls[0])
+    return client
+
+
+def forget_clients() -> None:
+    """Close and drop every shared client (tests, settings changes)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

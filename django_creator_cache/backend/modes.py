@@ -1,0 +1,90 @@
+"""What differs between a single Redis (or Sentinel primary) and a Cluster.
+
+Single-key commands are the same everywhere and are issued by the backend
+directly. Multi-key reads, pipelines, key scans and server-wide commands differ:
+on a Cluster they must cover every primary and split keys by slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+from .connection import RedisClientType
+
+DELETE_BATCH = 500
+
+
+class SingleMode:
+    """One server: MGET, one pipeline, SCAN on that server."""
+
+    name = "single"
+
+    def __init__(self, client: RedisClientType) -> None:
+        self.client = client
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        result: list[bytes | None] = self.client.execute_command("MGET", *keys)
+        return result
+
+    def pipeline(self) -> Any:
+        return self.client.pipeline(transaction=False)
+
+    def scan(self, pattern: str, count: int | None = None) -> Iterator[bytes]:
+        yield from self.client.scan_iter(match=pattern, count=count)
+
+    def keys(self, pattern: str) -> list[bytes]:
+        result: list[bytes] = self.client.keys(pattern)
+        return result
+
+    def delete_keys(self, keys: Sequence[bytes | str]) -> int:
+        """Delete many keys in as few round trips as possible."""
+        deleted = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            deleted += int(self.client.delete(*keys[start : start + DELETE_BATCH]))
+        return deleted
+
+    def flush(self) -> None:
+        self.client.flushdb()
+
+    def nodes(self) -> list[tuple[str, redis.Redis]]:
+        """(address, client) of every primary, for INFO and DBSIZE."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        address = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        assert isinstance(self.client, redis.Redis)
+        return [(address, self.client)]
+
+
+class ClusterMode(SingleMode):
+    """A Redis Cluster: per-slot MGET, per-node pipelines, scans of every primary."""
+
+    name = "cluster"
+    client: RedisCluster
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        result: list[bytes | None] = self.client.mget_nonatomic(list(keys))
+        return result
+
+    def pipeline(self) -> Any:
+        return self.client.pipeline()
+
+    def keys(self, pattern: str) -> list[bytes]:
+        result: list[bytes] = self.client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+        return result
+
+    def flush(self) -> None:
+        self.client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+
+    def nodes(self) -> list[tuple[str, redis.Redis]]:
+        return [
+            (node.name, node.redis_connection)
+            for node in self.client.get_primaries()
+            if node.redis_connection is not None
+        ]
+
+
+def mode_for(client: RedisClientType) -> SingleMode:
+    return ClusterMode(client) if isinstance(client, RedisCluster) else SingleMode(client)

@@ -1,0 +1,150 @@
+"""Per-alias configuration: ``LOCATION`` and ``OPTIONS`` resolved once, typed.
+
+Package-wide settings (``conf``) fill whatever ``OPTIONS`` leaves out. Errors
+here carry the setting's name; the system checks call the same code at
+start-up so a bad value fails there, not at the first request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .. import conf
+from .codec import DEFAULT_COMPRESS_MIN_LENGTH
+
+MODES = ("single", "sentinel", "cluster")
+URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced, safe for logs and pages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``LOCATION`` as a list of URLs (comma separated string or a list)."""
+    urls = location.split(",") if isinstance(location, str) else list(location)
+    urls = [u.strip() for u in urls if u and u.strip()]
+    if not urls:
+        raise ImproperlyConfigured(
+            "CACHES LOCATION is empty: give a redis://, rediss:// or unix:// URL"
+        )
+    for url in urls:
+        scheme = urlsplit(url).scheme
+        if scheme not in URL_SCHEMES:
+            raise ImproperlyConfigured(
+                f"CACHES LOCATION {redact(url)!r} must start with redis://, rediss:// or unix://"
+            )
+    return urls
+
+
+def _number(options: dict[str, Any], name: str, setting: str, minimum: float = 0) -> float:
+    raw = options.get(name, conf.read(setting))
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < minimum:
+        raise ImproperlyConfigured(
+            f"CACHES OPTIONS {name} (or {setting}) must be a number >= {minimum}, got {raw!r}"
+        )
+    return float(raw)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Everything a backend instance needs, resolved from its ``CACHES`` entry."""
+
+    urls: list[str]
+    mode: str
+    serializer: str = "pickle"
+    compressor: str | None = None
+    compress_min_length: int = DEFAULT_COMPRESS_MIN_LENGTH
+    connect_timeout: float = 1.0
+    command_timeout: float = 1.0
+    retry_attempts: int = 2
+    retry_delay: float = 0.05
+    max_key_length: int = 250
+    key_separator: str = ":"
+    strict: bool = False
+    stats_flush_interval: float = 5.0
+    max_connections: int | None = None
+    sentinels: list[tuple[str, int]] = field(default_factory=list)
+    sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
+    username: str | None = None
+    password: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def safe_location(self) -> str:
+        """Connection URLs without credentials, for logs, pages and stats."""
+        return ",".join(redact(u) for u in self.urls)
+
+
+def _mode(options: dict[str, Any]) -> str:
+    mode = options.get("MODE")
+    if mode is None:
+        if options.get("CLUSTER") or conf.read_bool_env("REDIS_CLUSTER_ENABLED"):
+            return "cluster"
+        return "sentinel" if options.get("SENTINELS") else "single"
+    if mode not in MODES:
+        raise ImproperlyConfigured(
+            f"CACHES OPTIONS MODE must be one of {', '.join(MODES)}, got {mode!r}"
+        )
+    return str(mode)
+
+
+def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
+    """Validate and resolve one ``CACHES`` entry; raises ``ImproperlyConfigured``."""
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured("CACHES OPTIONS must be a dict")
+    urls = split_location(location or "")
+    mode = _mode(options)
+    sentinels = [(str(h), int(p)) for h, p in options.get("SENTINELS") or []]
+    if mode == "sentinel" and not sentinels:
+        raise ImproperlyConfigured(
+            "CACHES OPTIONS SENTINELS must list (host, port) pairs in sentinel mode"
+        )
+    compressor = options.get("COMPRESSOR")
+    if compressor is None and options.get("COMPRESS", conf.read("CACHE_COMPRESSION_ENABLED")):
+        compressor = "zlib"
+    max_key_length = int(_number(options, "MAX_KEY_LENGTH", "MAX_CACHE_KEY_LENGTH", 64))
+    separator = options.get("KEY_SEPARATOR", conf.read("CACHE_KEY_SEPARATOR"))
+    if not isinstance(separator, str) or not separator:
+        raise ImproperlyConfigured("CACHE_KEY_SEPARATOR must be a non-empty string")
+    max_connections = options.get("MAX_CONNECTIONS")
+    if max_connections is not None and (
+        not isinstance(max_connections, int) or max_connections < 1
+    ):
+        raise ImproperlyConfigured("CACHES OPTIONS MAX_CONNECTIONS must be a positive integer")
+    serializer = options.get("SERIALIZER", "pickle")
+    if not isinstance(serializer, str):
+        raise ImproperlyConfigured("CACHES OPTIONS SERIALIZER must be a name or a dotted path")
+    return BackendOptions(
+        urls=urls,
+        mode=mode,
+        serializer=serializer,
+        compressor=compressor,
+        compress_min_length=int(options.get("COMPRESS_MIN_LENGTH", DEFAULT_COMPRESS_MIN_LENGTH)),
+        connect_timeout=_number(options, "SOCKET_CONNECT_TIMEOUT", "REDIS_CONNECT_TIMEOUT"),
+        command_timeout=_number(options, "SOCKET_TIMEOUT", "REDIS_COMMAND_TIMEOUT"),
+        retry_attempts=int(_number(options, "RETRY_ATTEMPTS", "REDIS_RETRY_ATTEMPTS")),
+        retry_delay=_number(options, "RETRY_DELAY", "REDIS_RETRY_DELAY"),
+        max_key_length=max_key_length,
+        key_separator=separator,
+        strict=bool(options.get("STRICT", False)),
+        stats_flush_interval=_number(options, "STATS_FLUSH_INTERVAL", "CACHE_STATS_FLUSH_INTERVAL"),
+        max_connections=max_connections,
+        sentinels=sentinels,
+        sentinel_kwargs=dict(options.get("SENTINEL_KWARGS") or {}),
+        username=options.get("USERNAME"),
+        password=options.get("PASSWORD"),
+        raw=options,
+    )

@@ -1,0 +1,39 @@
+"""The one layer that turns Redis failures into cache behaviour.
+
+Redis down, slow past the command timeout, or answering with an error is
+normal life: a read becomes a miss, a write reports False, and the caller goes
+on. Only strict mode (``OPTIONS["STRICT"] = True``) raises ``CacheUnavailable``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from redis.exceptions import RedisError
+
+# OSError covers socket errors raised before redis-py wraps them.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def degrades(default: Any = None) -> Callable[[F], F]:
+    """Make a backend method return ``default`` (or ``default()`` if callable)
+    when Redis fails, after the backend has logged and counted the failure."""
+
+    def decorate(method: F) -> F:
+        name = method.__name__
+
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except REDIS_ERRORS as exc:
+                self._fail(name, exc)
+                return default() if callable(default) else default
+
+        return cast(F, wrapper)
+
+    return decorate

@@ -1,0 +1,98 @@
+"""System checks: bad configuration fails at start-up, naming the setting.
+
+IDs: ``django_creator_cache.E001`` invalid ``CACHES`` entry (URL, mode,
+options), ``E002`` unknown serializer, ``E003`` unknown compressor, ``E004``
+invalid package setting (negative TTL, bad number).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+from .backend.codec import COMPRESSORS, SERIALIZERS, resolve_path
+from .backend.options import resolve
+
+BACKEND_PATHS = (
+    "django_creator_cache.backend.RedisCache",
+    "django_creator_cache.backend.cache.RedisCache",
+)
+
+
+def _importable(path: str) -> bool:
+    try:
+        import_string(path)
+    except ImportError:
+        return False
+    return True
+
+
+def check_caches(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for alias, entry in getattr(settings, "CACHES", {}).items():
+        if entry.get("BACKEND") not in BACKEND_PATHS:
+            continue
+        where = f"CACHES[{alias!r}]"
+        try:
+            options = resolve(entry.get("LOCATION", ""), entry.get("OPTIONS") or {})
+        except (ImproperlyConfigured, TypeError, ValueError) as exc:
+            errors.append(checks.Error(f"{where}: {exc}", id="django_creator_cache.E001"))
+            continue
+        if not _importable(resolve_path(options.serializer, SERIALIZERS)):
+            errors.append(
+                checks.Error(
+                    f"{where} OPTIONS SERIALIZER {options.serializer!r} cannot be imported",
+                    hint=f"Use one of {', '.join(SERIALIZERS)} or a dotted path.",
+                    id="django_creator_cache.E002",
+                )
+            )
+        if options.compressor and not _importable(resolve_path(options.compressor, COMPRESSORS)):
+            errors.append(
+                checks.Error(
+                    f"{where} OPTIONS COMPRESSOR {options.compressor!r} cannot be imported",
+                    hint=f"Use one of {', '.join(COMPRESSORS)} or a dotted path.",
+                    id="django_creator_cache.E003",
+                )
+            )
+        timeout = entry.get("TIMEOUT", 0)
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+            errors.append(
+                checks.Error(
+                    f"{where} TIMEOUT must be None or >= 0", id="django_creator_cache.E001"
+                )
+            )
+    return errors
+
+
+def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for name, default in conf.DEFAULTS.items():
+        try:
+            value = conf.read(name)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="django_creator_cache.E004"))
+            continue
+        if isinstance(default, int | float) and not isinstance(default, bool) and value < 0:
+            errors.append(
+                checks.Error(
+                    f"{name} must not be negative, got {value!r}", id="django_creator_cache.E004"
+                )
+            )
+    if not errors and conf.read("MAX_CACHE_KEY_LENGTH") < 64:
+        errors.append(
+            checks.Error(
+                "MAX_CACHE_KEY_LENGTH must be at least 64 (room for a prefix and a hash)",
+                id="django_creator_cache.E004",
+            )
+        )
+    return errors
+
+
+def register() -> None:
+    checks.register(check_caches, checks.Tags.caches)
+    checks.register(check_settings, checks.Tags.caches)

@@ -1,0 +1,33 @@
+"""The one exception tree of django-creator-cache.
+
+Each class also subclasses the built-in that Django code already expects, so
+callers that catch ``ValueError``/``TypeError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class CacheError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CacheUnavailable(CacheError):
+    """Redis could not answer (down, slow past the timeout, or an error reply).
+
+    Raised by counters (``incr``/``decr``), whose value must never be silently
+    wrong, and by every call when the alias runs in strict mode.
+    """
+
+    def __init__(self, alias: str, operation: str, cause: BaseException) -> None:
+        self.alias = alias
+        self.operation = operation
+        self.cause = cause
+        super().__init__(f"cache {alias!r} unavailable during {operation}: {cause}")
+
+
+class SerializationError(CacheError, TypeError):
+    """A value could not be serialised; nothing was written."""
+
+
+class CorruptValue(CacheError, ValueError):
+    """A stored value could not be decompressed or deserialised."""

@@ -1,0 +1,106 @@
+"""Health checks and server facts for one cache alias.
+
+A health check opens a fresh connection to every primary with
+``CACHE_HEALTH_TIMEOUT`` as its only timeout (the pooled connections may be
+stuck behind a slower command timeout), so a load balancer probe answers fast.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import conf
+from .backend.policy import REDIS_ERRORS
+from .stats import parse_info
+
+if TYPE_CHECKING:
+    from .backend.cache import RedisCache
+
+
+def _pools(cache: RedisCache) -> list[Any]:
+    client = cache.get_client()
+    if hasattr(client, "get_primaries"):
+        return [
+            node.redis_connection.connection_pool
+            for node in client.get_primaries()
+            if node.redis_connection is not None
+        ]
+    return [client.connection_pool]
+
+
+def _ping(pool: Any, timeout: float) -> None:
+    conn = pool.make_connection()
+    conn.socket_timeout = timeout
+    conn.socket_connect_timeout = timeout
+    conn.retry = Retry(NoBackoff(), 0)
+    try:
+        conn.connect()
+        conn.send_command("PING")
+        reply = conn.read_response()
+        if reply not in (b"PONG", "PONG", True):
+            raise ConnectionError(f"unexpected PING reply {reply!r}")
+    finally:
+        conn.disconnect()
+
+
+def check(cache: RedisCache) -> dict[str, Any]:
+    """Ping every primary; ``healthy``, ``latency_ms`` (slowest node) and ``error``."""
+    timeout = float(conf.read("CACHE_HEALTH_TIMEOUT"))
+    retries = int(conf.read("CACHE_HEALTH_RETRIES"))
+    interval = float(conf.read("CACHE_HEALTH_INTERVAL"))
+    error = "no attempt made"
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(interval)
+        try:
+            latencies = []
+            for pool in _pools(cache):
+                start = time.perf_counter()
+                _ping(pool, timeout)
+                latencies.append((time.perf_counter() - start) * 1000)
+        except (*REDIS_ERRORS, ConnectionError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        return {
+            "alias": cache.alias,
+            "healthy": True,
+            "latency_ms": round(max(latencies, default=0.0), 3),
+            "error": None,
+            "attempts": attempt + 1,
+        }
+    return {
+        "alias": cache.alias,
+        "healthy": False,
+        "latency_ms": None,
+        "error": error,
+        "attempts": retries + 1,
+    }
+
+
+def server_facts(cache: RedisCache) -> dict[str, Any]:
+    """Keys, memory, evictions, version and uptime of every primary."""
+    nodes = []
+    try:
+        for address, client in cache._mode.nodes():
+            info = client.info()
+            facts = parse_info(info)
+            facts["address"] = address
+            facts["keys"] = int(client.dbsize())
+            nodes.append(facts)
+    except REDIS_ERRORS as exc:
+        return {"available": False, "server_error": f"{type(exc).__name__}: {exc}", "nodes": nodes}
+    first = nodes[0] if nodes else {}
+    return {
+        "available": True,
+        "keys": sum(n["keys"] for n in nodes),
+        "used_memory": sum(n["used_memory"] or 0 for n in nodes),
+        "used_memory_peak": sum(n["used_memory_peak"] or 0 for n in nodes),
+        "evicted_keys": sum(n["evicted_keys"] or 0 for n in nodes),
+        "redis_version": first.get("redis_version"),
+        "uptime_seconds": min((n["uptime_seconds"] or 0 for n in nodes), default=0),
+        "nodes": nodes,
+    }

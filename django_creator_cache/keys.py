@@ -1,0 +1,71 @@
+"""Building cache keys: one place, so no caller writes a key by hand.
+
+``KeyManager`` joins parts with the configured separator; the backend then
+adds its ``KEY_PREFIX`` and version the same way, and shortens any final key
+longer than ``MAX_CACHE_KEY_LENGTH`` with a stable hash instead of rejecting it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend.cache import RedisCache
+
+HASH_MARK = "#"
+_DIGEST_CHARS = 32
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def shorten(key: str, max_length: int) -> str:
+    """Return ``key`` unchanged if short enough, else its head plus a stable hash.
+
+    The head keeps the prefix and version, so prefix scans still find the key;
+    the hash is of the whole key, so two long keys never collide on their head.
+    """
+    if len(key) <= max_length:
+        return key
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    head = key[: max(max_length - _DIGEST_CHARS - len(HASH_MARK), 0)]
+    return f"{head}{HASH_MARK}{digest}"
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob characters so ``text`` matches itself in SCAN/KEYS."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+class KeyManager:
+    """Builds keys from parts for one cache alias.
+
+    ``custom("analytics", "daily", "2024-01-15")`` gives
+    ``"analytics:daily:2024-01-15"`` (with the default separator); ``full(...)``
+    gives the exact Redis key, with the alias's prefix and version.
+    """
+
+    def __init__(self, cache: RedisCache) -> None:
+        self._cache = cache
+
+    @property
+    def separator(self) -> str:
+        return self._cache.key_separator
+
+    def custom(self, *parts: Any) -> str:
+        """A key made of ``parts`` (anything with a ``str()``), joined by the separator."""
+        if not parts:
+            raise ValueError("a key needs at least one part")
+        return self.separator.join(str(part) for part in parts)
+
+    def pattern(self, *parts: Any) -> str:
+        """A glob matching every key under ``parts`` (for ``keys``/``delete_pattern``)."""
+        return self.custom(*(glob_escape(str(part)) for part in parts), "*")
+
+    def full(self, *parts: Any, version: int | None = None) -> str:
+        """The Redis key for ``parts``, as the backend stores it."""
+        return self._cache.make_key(self.custom(*parts), version=version)
+
+    def user_all(self, user_id: Any) -> str:
+        """A glob matching every per-user key of ``user_id``."""
+        return self.pattern("user", user_id)

@@ -1,0 +1,176 @@
+"""Cache statistics without a Redis round trip on the hot path.
+
+Each process counts in memory; a daemon thread adds the deltas to one Redis
+hash per alias every ``CACHE_STATS_FLUSH_INTERVAL`` seconds (one pipeline for
+all counters), so every process sees the site-wide totals while a get or a set
+pays only an integer increment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("django_creator_cache")
+
+COUNTERS = (
+    "hits",
+    "misses",
+    "sets",
+    "deletes",
+    "errors",
+    "corrupt",
+    "outages",
+    "reconnects",
+)
+
+
+class Counters:
+    """In-process counters of one alias; ``+= 1`` under the GIL is enough here:
+    statistics tolerate the rare lost increment between threads."""
+
+    __slots__ = ("_flushed", "flush_target", "last_warning", *COUNTERS)
+
+    def __init__(self) -> None:
+        for name in COUNTERS:
+            setattr(self, name, 0)
+        self._flushed = dict.fromkeys(COUNTERS, 0)
+        # (redis client, hash key) to flush into; set by the backend on first use.
+        self.flush_target: tuple[Any, str] | None = None
+        # monotonic time of the last failure warning logged for this alias
+        self.last_warning = float("-inf")
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def pending(self) -> dict[str, int]:
+        """Counts not yet added to Redis."""
+        now = self.snapshot()
+        return {name: now[name] - self._flushed[name] for name in COUNTERS}
+
+    def mark_flushed(self, delta: dict[str, int]) -> None:
+        for name, value in delta.items():
+            self._flushed[name] += value
+
+
+def hit_rate(hits: int, misses: int) -> float:
+    total = hits + misses
+    return round(hits / total, 4) if total else 0.0
+
+
+class _Registry:
+    """Counters per (process, alias) and the thread that flushes them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, Counters] = {}
+        self._thread: threading.Thread | None = None
+        self._interval = 5.0
+        self._wake = threading.Event()
+
+    def counters(self, name: str) -> Counters:
+        counters = self._counters.get(name)
+        if counters is None:
+            with self._lock:
+                counters = self._counters.setdefault(name, Counters())
+        return counters
+
+    def start_flusher(self, interval: float) -> None:
+        """Start the flushing thread once per process (no-op when interval is 0)."""
+        if interval <= 0:
+            return
+        self._interval = min(self._interval, interval) if self._thread else interval
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="django-creator-cache-stats", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush_all()
+
+    def flush_all(self) -> None:
+        for counters in list(self._counters.values()):
+            flush(counters)
+
+    def after_fork(self) -> None:
+        """A forked child has no flusher thread and must not re-add the parent's counts."""
+        self._lock = threading.Lock()
+        self._thread = None
+        self._wake = threading.Event()
+        for counters in self._counters.values():
+            counters._flushed = counters.snapshot()
+
+
+registry = _Registry()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=registry.after_fork)
+
+
+def flush(counters: Counters) -> bool:
+    """Add ``counters``' pending deltas to its Redis hash; False if Redis refused."""
+    target = counters.flush_target
+    if target is None:
+        return True
+    delta = {name: value for name, value in counters.pending().items() if value}
+    if not delta:
+        return True
+    client, key = target
+    try:
+        pipe = client.pipeline(transaction=False)
+        for name, value in delta.items():
+            pipe.hincrby(key, name, value)
+        pipe.execute()
+    except Exception as exc:  # Redis down: keep the deltas for the next flush
+        logger.debug("cache statistics not flushed to %s: %s", key, exc)
+        return False
+    counters.mark_flushed(delta)
+    return True
+
+
+def totals(counters: Counters, read: Callable[[], dict[bytes, bytes]]) -> dict[str, Any]:
+    """Site-wide counts: what Redis holds plus this process's unflushed deltas."""
+    stored: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+    try:
+        for name, value in read().items():
+            field = name.decode() if isinstance(name, bytes) else str(name)
+            if field in stored:
+                stored[field] = int(value)
+        shared = True
+    except Exception:  # Redis down: fall back to this process's own counts
+        stored = counters.snapshot()
+        shared = False
+    else:
+        for name, value in counters.pending().items():
+            stored[name] += value
+    result: dict[str, Any] = dict(stored)
+    result["hit_rate"] = hit_rate(stored["hits"], stored["misses"])
+    result["site_wide"] = shared
+    return result
+
+
+def parse_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The server facts the stats page shows, from one ``INFO`` reply."""
+    return {
+        "redis_version": info.get("redis_version"),
+        "uptime_seconds": info.get("uptime_in_seconds"),
+        "used_memory": info.get("used_memory"),
+        "used_memory_human": info.get("used_memory_human"),
+        "used_memory_peak": info.get("used_memory_peak"),
+        "used_memory_peak_human": info.get("used_memory_peak_human"),
+        "maxmemory": info.get("maxmemory"),
+        "evicted_keys": info.get("evicted_keys"),
+        "expired_keys": info.get("expired_keys"),
+        "connected_clients": info.get("connected_clients"),
+        "keyspace_hits": info.get("keyspace_hits"),
+        "keyspace_misses": info.get("keyspace_misses"),
+    }
