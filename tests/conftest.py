@@ -1,0 +1,106 @@
+"""Fixtures: real redis-server processes, and the backend configured on them.
+
+Servers are started once per session (a cluster takes a few seconds); each
+test gets the backend on a clean database. Tests that stop or kill servers
+start their own (``own_redis_server``) so the shared ones stay healthy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
+
+BACKEND = "django_creator_cache.backend.RedisCache"
+MODES = ("single", "sentinel", "cluster")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelGroup]:
+    with RedisSentinelGroup() as group:
+        yield group
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A server of this test's own, free to be stopped, killed and restarted."""
+    with RedisServer() as server:
+        yield server
+
+
+def single_entry(server: RedisServer, **options: Any) -> dict[str, Any]:
+    return {"BACKEND": BACKEND, "LOCATION": server.url, "OPTIONS": options}
+
+
+def cluster_entry(cluster: RedisCluster, **options: Any) -> dict[str, Any]:
+    return {
+        "BACKEND": BACKEND,
+        "LOCATION": cluster.location,
+        "OPTIONS": {"MODE": "cluster", **options},
+    }
+
+
+def sentinel_entry(group: RedisSentinelGroup, **options: Any) -> dict[str, Any]:
+    return {
+        "BACKEND": BACKEND,
+        "LOCATION": f"redis://{group.service_name}/0",
+        "OPTIONS": {"MODE": "sentinel", "SENTINELS": group.sentinels, **options},
+    }
+
+
+@dataclass
+class Target:
+    """The backend under test and the servers behind it."""
+
+    mode: str
+    cache: Any
+    commandstats: Callable[[], dict[str, int]]
+
+    def count_commands(self, action: Callable[[], object]) -> dict[str, int]:
+        """Commands Redis executed while ``action`` ran (INFO commandstats delta)."""
+        before = self.commandstats()
+        action()
+        after = self.commandstats()
+        delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+        # INFO itself is counted by the servers between the two readings.
+        delta.pop("info", None)
+        return {name: calls for name, calls in delta.items() if calls}
+
+
+@pytest.fixture(params=MODES)
+def target(request: pytest.FixtureRequest, settings: Any) -> Iterator[Target]:
+    """The backend on a single server, a Sentinel group and a Cluster in turn."""
+    mode = request.param
+    servers: Any = request.getfixturevalue(
+        {"single": "redis_server", "sentinel": "redis_sentinel", "cluster": "redis_cluster"}[mode]
+    )
+    entry = {"single": single_entry, "sentinel": sentinel_entry, "cluster": cluster_entry}[mode](
+        servers
+    )
+    settings.CACHES = {"default": entry}
+    cache = caches["default"]
+    cache._mode.flush()
+    yield Target(mode, cache, servers.commandstats)
+    cache._mode.flush()
+
+
+@pytest.fixture
+def cache(target: Target) -> Any:
+    return target.cache
