@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -598,46 +599,51 @@ def _covered(primaries: list[_ClusterNode]) -> int:
 
 
 class SentinelServer(RedisServer):
-    """A ``redis-server sentinel.conf --sentinel`` process watching one primary.
+    """A ``redis-server sentinel.conf --sentinel`` process.
 
-    The config file is written once, at construction: Sentinel rewrites it with what it learns
-    (its id, peers, the current primary), and a restarted sentinel must find that again.
+    Sentinel insists on a writable config file, which it rewrites with what it learns (peers,
+    the current primary), so a restarted sentinel finds its state again. The file is written by
+    :meth:`write_config` before the first start. The sentinel's id is chosen here so that peers
+    can be told about it in their config files.
     """
 
-    def __init__(self, service_name: str, primary: RedisServer, quorum: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        self.sentinel_id = secrets.token_hex(20)
         self.config_file = self.dir / "sentinel.conf"
-        self.config_file.write_text(
-            "\n".join(
-                [
-                    f"port {self.port}",
-                    f"bind {HOST}",
-                    "protected-mode no",
-                    f'dir "{self.dir}"',
-                    f'logfile "{self.logfile}"',
-                    'save ""',
-                    "appendonly no",
-                    "sentinel resolve-hostnames no",
-                    f"sentinel monitor {service_name} {primary.host} {primary.port} {quorum}",
-                    f"sentinel down-after-milliseconds {service_name} 1000",
-                    f"sentinel failover-timeout {service_name} 5000",
-                    f"sentinel parallel-syncs {service_name} 1",
-                    "",
-                ]
-            )
-        )
 
     def command_line(self) -> list[str]:
-        """Sentinel must be started from a writable config file."""
+        """Sentinel mode, from the config file."""
         return [REDIS_SERVER, str(self.config_file), "--sentinel"]
+
+    def write_config(self, directives: Sequence[str]) -> None:
+        """Write the config file: local settings, then the given ``sentinel ...`` directives."""
+        lines = [
+            f"port {self.port}",
+            f"bind {HOST}",
+            "protected-mode no",
+            f'dir "{self.dir}"',
+            f'logfile "{self.logfile}"',
+            'save ""',
+            "appendonly no",
+            "sentinel resolve-hostnames no",
+            f"sentinel myid {self.sentinel_id}",
+            *directives,
+        ]
+        self.config_file.write_text("\n".join(lines) + "\n")
 
 
 class RedisSentinelGroup:
     """One primary, one replica and three sentinels (quorum 2) on 127.0.0.1.
 
     ``down-after-milliseconds 1000`` makes a failover take a few seconds. :meth:`start` returns
-    once the replica has synced and every sentinel sees the primary, the replica and the two
-    other sentinels, so a killed primary is failed over.
+    once the replica has synced and every sentinel is connected to the primary, the replica and
+    the two other sentinels, so a killed primary is failed over.
+
+    Each sentinel's config already names the replica and the other sentinels (``known-replica``,
+    ``known-sentinel``, the lines Sentinel itself would persist). Otherwise sentinels discover
+    each other through hello messages sent every 2 s and the replica through the primary's INFO,
+    which adds 2-3 s to every start.
     """
 
     service_name = "mymaster"
@@ -646,10 +652,25 @@ class RedisSentinelGroup:
     def __init__(self) -> None:
         self.primary = RedisServer()
         self.replica = RedisServer(["--replicaof", self.primary.host, str(self.primary.port)])
-        self.sentinel_servers = [
-            SentinelServer(self.service_name, self.primary, self.quorum) for _ in range(3)
-        ]
+        self.sentinel_servers = [SentinelServer() for _ in range(3)]
         self.sentinels = [sentinel.address for sentinel in self.sentinel_servers]
+        name = self.service_name
+        for sentinel in self.sentinel_servers:
+            peers = [peer for peer in self.sentinel_servers if peer is not sentinel]
+            sentinel.write_config(
+                [
+                    f"sentinel monitor {name} {self.primary.host} {self.primary.port} "
+                    f"{self.quorum}",
+                    f"sentinel down-after-milliseconds {name} 1000",
+                    f"sentinel failover-timeout {name} 5000",
+                    f"sentinel parallel-syncs {name} 1",
+                    f"sentinel known-replica {name} {self.replica.host} {self.replica.port}",
+                    *(
+                        f"sentinel known-sentinel {name} {p.host} {p.port} {p.sentinel_id}"
+                        for p in peers
+                    ),
+                ]
+            )
 
     def __repr__(self) -> str:
         return (
@@ -671,19 +692,13 @@ class RedisSentinelGroup:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start everything and wait until the group is settled; stop all on failure."""
+        servers = [self.primary, self.replica, *self.sentinel_servers]
         try:
-            self.primary.start(wait=False)
-            self.replica.start(wait=False)
-            self.primary.wait_ready()
-            self.replica.wait_ready()
-            # Sentinels learn replicas from the primary's INFO, asked at connect and then only
-            # every 10 s: start them once the replica is attached.
-            _wait_until(self._check_replica_synced, timeout, f"{self.replica!r} to sync")
-            for sentinel in self.sentinel_servers:
-                sentinel.start(wait=False)
-            for sentinel in self.sentinel_servers:
-                sentinel.wait_ready()
-            _wait_until(self._check_sentinels_settled, timeout, f"{self!r} to settle")
+            for server in servers:
+                server.start(wait=False)
+            for server in servers:
+                server.wait_ready()
+            _wait_until(self._check_settled, timeout, f"{self!r} to settle")
         except BaseException:
             self.stop()
             raise
@@ -692,26 +707,25 @@ class RedisSentinelGroup:
         """Stop every process and delete their temp directories."""
         _close_all([*self.sentinel_servers, self.replica, self.primary])
 
-    def _check_replica_synced(self) -> None:
+    def _check_settled(self) -> None:
+        """The replica is in sync; every sentinel is connected to everything it must know."""
         status = self.replica.info("replication").get("master_link_status")
         if status != "up":
-            raise _NotReady(f"master_link_status:{status}")
-
-    def _check_sentinels_settled(self) -> None:
-        """Every sentinel knows the primary, the replica and the two other sentinels."""
+            raise _NotReady(f"{self.replica!r} has master_link_status:{status}")
         for sentinel in self.sentinel_servers:
             with sentinel._admin_client() as client:
-                primary = client.sentinel_get_master_addr_by_name(self.service_name)
+                primary = client.sentinel_master(self.service_name)
                 replicas = client.sentinel_slaves(self.service_name)
                 peers = client.sentinel_sentinels(self.service_name)
-            if tuple(primary) != (self.primary.host, str(self.primary.port)):
-                raise _NotReady(f"{sentinel!r} reports primary {primary}")
-            replica_ports = {r["port"] for r in replicas if not r["is_sdown"]}
-            if replica_ports != {self.replica.port}:
-                raise _NotReady(f"{sentinel!r} sees replicas {replica_ports}")
-            peer_ports = {p["port"] for p in peers if not p["is_sdown"]}
-            if len(peer_ports) != len(self.sentinel_servers) - 1:
-                raise _NotReady(f"{sentinel!r} sees sentinels {peer_ports}")
+            connected = [s for s in [primary, *replicas, *peers] if _is_connected(s)]
+            seen = {(s["ip"], s["port"]) for s in connected}
+            expected = {self.primary.address, self.replica.address} | {
+                peer.address for peer in self.sentinel_servers if peer is not sentinel
+            }
+            if seen != expected or primary not in connected:
+                raise _NotReady(f"{sentinel!r} is connected to {seen}, not {expected}")
+            if replicas[0].get("master-link-status") != "ok":
+                raise _NotReady(f"{sentinel!r} has not seen the replica in sync yet")
 
     def current_primary_address(self) -> tuple[str, int]:
         """``(host, port)`` of the primary according to the first sentinel that answers."""
@@ -757,3 +771,8 @@ class RedisSentinelGroup:
             if server.address == address:
                 return server.commandstats()
         raise RedisServerError(f"{address} is not a server of {self!r}")
+
+
+def _is_connected(state: dict[str, Any]) -> bool:
+    """A ``SENTINEL MASTER/REPLICAS/SENTINELS`` entry whose link is up and not deemed down."""
+    return not (state["is_disconnected"] or state["is_sdown"] or state["is_odown"])
