@@ -11,10 +11,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-# OSError covers socket errors raised before redis-py wraps them.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+# OSError covers socket errors raised before redis-py wraps them;
+# RedisClusterException is not a RedisError ("cannot be connected", no targets).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
