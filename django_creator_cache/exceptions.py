@@ -6,6 +6,8 @@ callers that catch ``ValueError``/``TypeError`` keep working.
 
 from __future__ import annotations
 
+import pickle
+
 
 class CacheError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -27,6 +29,11 @@ class CacheUnavailable(CacheError):
 
 class SerializationError(CacheError, TypeError):
     """A value could not be serialised; nothing was written."""
+
+
+class PickleSerializationError(SerializationError, pickle.PicklingError):
+    """Pickle refused the value; still a ``pickle.PicklingError`` for callers
+    migrating from backends that let pickle's own error through."""
 
 
 class CorruptValue(CacheError, ValueError):

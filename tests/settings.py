@@ -38,3 +38,23 @@ TEMPLATES = [
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Statistics are flushed explicitly in tests, so command counts stay exact.
 CACHE_STATS_FLUSH_INTERVAL = 0
+
+# --- BEGIN Django's own cache test suite (tests/test_django_cache_suite.py) -----------------
+# scripts/fetch_django_tests.py extracts Django's tests/cache/ package from the sdist of the
+# installed Django to .django-tests/<version>/cache/. When it is there, that directory goes on
+# sys.path so the package imports as ``cache`` (Django's tests name it so, e.g.
+# "cache.tests.custom_key_func"), and its app (model Poll) is installed, as Django's runtests.py
+# does. When it is missing, tests/test_django_cache_suite.py fails and says how to fetch it.
+import sys as _sys  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+
+import django as _django  # noqa: E402
+
+_django_suite_dir = (
+    _Path(__file__).resolve().parent.parent / ".django-tests" / _django.get_version()
+)
+if (_django_suite_dir / "cache" / "tests.py").is_file():
+    if str(_django_suite_dir) not in _sys.path:
+        _sys.path.insert(0, str(_django_suite_dir))
+    INSTALLED_APPS = [*INSTALLED_APPS, "cache"]
+# --- END Django's own cache test suite -------------------------------------------------------

@@ -8,6 +8,7 @@ what is already cached.
 
 from __future__ import annotations
 
+import pickle
 from contextlib import suppress
 from typing import Any
 
@@ -16,7 +17,7 @@ from django_redis.compressors.base import BaseCompressor
 from django_redis.exceptions import CompressorError
 from django_redis.serializers.base import BaseSerializer
 
-from ..exceptions import CorruptValue, SerializationError
+from ..exceptions import CorruptValue, PickleSerializationError, SerializationError
 
 SERIALIZERS = {
     "pickle": "django_redis.serializers.pickle.PickleSerializer",
@@ -75,7 +76,12 @@ class Codec:
         try:
             data = self._dumps(value)
         except Exception as exc:  # each serializer raises its own types
-            raise SerializationError(
+            error = (
+                PickleSerializationError
+                if isinstance(exc, pickle.PickleError)
+                else SerializationError
+            )
+            raise error(
                 f"cannot store {type(value).__name__} under key {key!r} with "
                 f"{self.serializer_name}: {exc}"
             ) from exc
