@@ -17,8 +17,9 @@ fixed long sleeps, to keep startup fast.
 from __future__ import annotations
 
 import atexit
-import shutil
+import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,8 @@ POLL_INTERVAL = 0.02
 """Seconds between readiness checks: short, so waiting costs little beyond the real delay."""
 
 T = TypeVar("T")
+_Slots = tuple[tuple[int, int], ...]
+"""Inclusive hash slot ranges, as ``CLUSTER NODES`` lists them."""
 
 _handed_out: set[int] = set()
 _live_processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -148,9 +151,17 @@ def _close_all(servers: Iterable[RedisServer]) -> None:
         server.close()
 
 
+_owner_pid = os.getpid()
+
+
 @atexit.register
 def _cleanup_at_exit() -> None:
-    """Safety net: stop the processes started here that are still alive, remove temp dirs."""
+    """Safety net: stop the processes started here that are still alive, remove temp dirs.
+
+    A forked child that exits through atexit must leave its parent's servers alone.
+    """
+    if os.getpid() != _owner_pid:
+        return
     _stop_processes(list(_live_processes.values()))
     for path in list(_temp_dirs):
         shutil.rmtree(path, ignore_errors=True)
@@ -173,6 +184,7 @@ class RedisServer:
         _temp_dirs.add(self.dir)
         self.logfile = self.dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._frozen = False
 
     def __repr__(self) -> str:
         pid = self._proc.pid if self._proc is not None else None
@@ -180,7 +192,11 @@ class RedisServer:
 
     def __enter__(self) -> Self:
         if not self.is_running:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
         return self
 
     def __exit__(
@@ -213,6 +229,11 @@ class RedisServer:
         """True while the process exists (a SIGSTOPped server counts as running)."""
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def is_frozen(self) -> bool:
+        """True after ``kill(SIGSTOP)`` until ``kill(SIGCONT)``: running, but not answering."""
+        return self._frozen and self.is_running
+
     def command_line(self) -> list[str]:
         """The argv the server is started with."""
         return [
@@ -234,6 +255,7 @@ class RedisServer:
         """Start the process; with ``wait``, return once it answers PING."""
         if self.is_running:
             raise RedisServerError(f"{self!r} is already running")
+        self._frozen = False
         # Errors raised before the logfile is opened (bad arguments, port in use) go to stderr.
         with open(self.dir / "stderr.log", "ab") as output:
             self._proc = subprocess.Popen(
@@ -245,7 +267,11 @@ class RedisServer:
             )
         _live_processes[self._proc.pid] = self._proc
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                self.stop()
+                raise
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until the server answers PING; raise with the log tail if it exits or times out."""
@@ -253,7 +279,7 @@ class RedisServer:
 
             def answers_ping() -> None:
                 if not self.is_running:
-                    raise RedisServerError(f"{self!r} exited at startup:\n{self.log_tail()}")
+                    raise RedisServerError(f"{self!r} is not running (exited at startup?)")
                 client.ping()
 
             try:
@@ -269,7 +295,7 @@ class RedisServer:
         if self._proc is not None:
             _stop_processes([self._proc], timeout)
 
-    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+    def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to the server, e.g. SIGKILL to simulate a crash or SIGSTOP to freeze it.
 
         After SIGKILL the process is reaped before returning, so :attr:`is_running` is False.
@@ -278,6 +304,8 @@ class RedisServer:
             raise RedisServerError(f"{self!r} is not running")
         assert self._proc is not None
         self._proc.send_signal(sig)
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            self._frozen = sig == signal.SIGSTOP
         if sig == signal.SIGKILL:
             _reap(self._proc, timeout=10.0)
 
@@ -311,7 +339,8 @@ class RedisServer:
     def info(self, section: str) -> dict[str, Any]:
         """One ``INFO`` section, parsed by redis-py."""
         with self._admin_client() as client:
-            return client.info(section)
+            info: dict[str, Any] = client.info(section)
+        return info
 
     def commandstats(self) -> dict[str, int]:
         """Calls per command since startup, from ``INFO commandstats``.
@@ -343,7 +372,7 @@ class _ClusterNode:
     port: int
     flags: frozenset[str]
     primary_id: str | None
-    slots: tuple[tuple[int, int], ...]
+    slots: _Slots
 
     @property
     def is_healthy(self) -> bool:
@@ -407,7 +436,7 @@ class RedisCluster:
         self.startup_nodes = [node.address for node in self.nodes]
         self.location = ""
         """Comma-separated URLs of the primaries when the cluster was created (Django LOCATION)."""
-        self._slots: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._slots: dict[int, _Slots] = {}
 
     def __repr__(self) -> str:
         return f"RedisCluster(ports={[node.port for node in self.nodes]})"
@@ -468,19 +497,20 @@ class RedisCluster:
         raise RedisServerError(f"no node of {self!r} listens on port {port}")
 
     def _live_nodes(self) -> list[RedisServer]:
-        return [node for node in self.nodes if node.is_running]
+        """Nodes that can answer: running and not frozen."""
+        return [node for node in self.nodes if node.is_running and not node.is_frozen]
 
     def _view(self, node: RedisServer) -> list[_ClusterNode]:
-        """The cluster as ``node`` sees it (``CLUSTER NODES``)."""
+        """The cluster as ``node`` sees it."""
         with node._admin_client() as client:
-            # "CLUSTER", "NODES" as two words: redis-py then returns the raw text.
-            return _ClusterNode.parse_all(client.execute_command("CLUSTER", "NODES"))
+            return _cluster_nodes(client)
 
-    def _any_view(self) -> list[_ClusterNode]:
-        """The view of the first live node that answers."""
+    def _ask(self, query: Callable[[redis.Redis], T]) -> T:
+        """Run ``query`` on the first live node that answers (a frozen node times out)."""
         for node in self._live_nodes():
             try:
-                return self._view(node)
+                with node._admin_client() as client:
+                    return query(client)
             except redis.RedisError:
                 continue
         raise RedisServerError(f"no node of {self!r} answers")
@@ -514,12 +544,12 @@ class RedisCluster:
 
     def primaries(self) -> list[RedisServer]:
         """The primaries serving slots now, in slot order (asked from a live node)."""
-        serving = [n for n in self._any_view() if n.is_serving_primary]
+        serving = [n for n in self._ask(_cluster_nodes) if n.is_serving_primary]
         return [self._server(n.port) for n in sorted(serving, key=lambda n: n.slots)]
 
     def replicas(self) -> list[RedisServer]:
         """The healthy replicas now, in the order of :meth:`primaries` (asked from a live node)."""
-        view = self._any_view()
+        view = self._ask(_cluster_nodes)
         by_id = {n.node_id: n for n in view}
         replicas = [n for n in view if "slave" in n.flags and n.is_healthy and n.primary_id]
         replicas.sort(key=lambda n: by_id[n.primary_id].slots if n.primary_id in by_id else ())
@@ -527,10 +557,8 @@ class RedisCluster:
 
     def primary_for_key(self, key: str | bytes) -> RedisServer:
         """The primary serving ``key`` now (``CLUSTER KEYSLOT``, then the slot map)."""
-        node = self._live_nodes()[0]
-        with node._admin_client() as client:
-            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-        for primary in self._any_view():
+        slot = self._ask(lambda client: int(client.execute_command("CLUSTER", "KEYSLOT", key)))
+        for primary in self._ask(_cluster_nodes):
             if primary.is_serving_primary and any(a <= slot <= b for a, b in primary.slots):
                 return self._server(primary.port)
         raise RedisServerError(f"no primary serves slot {slot} of key {key!r}")
@@ -538,24 +566,29 @@ class RedisCluster:
     def wait_for_failover(self, old_primary: RedisServer, timeout: float = 30.0) -> RedisServer:
         """After ``old_primary`` died, wait until its replica took over its slots; return it.
 
-        Done when every live node reports ``cluster_state:ok`` and agrees that a healthy,
-        running primary other than ``old_primary`` serves the slots ``old_primary`` had.
+        ``old_primary`` may be dead (:meth:`RedisServer.kill`) or frozen (``SIGSTOP``). Done
+        when every live node reports ``cluster_state:ok`` and agrees that a healthy primary
+        other than ``old_primary`` serves the slots ``old_primary`` had when the cluster was
+        last seen settled.
         """
         old_slots = self._slots.get(old_primary.port)
         if not old_slots:
             raise RedisServerError(f"{old_primary!r} was not a primary serving slots")
 
         def promoted() -> RedisServer:
-            owners = set()
+            owners: set[int | None] = set()
             for node in self._live_nodes():
                 self._check_state_ok(node)
                 serving = (n for n in self._view(node) if n.is_serving_primary)
                 owners.add(next((n.port for n in serving if n.slots == old_slots), None))
-            if len(owners) != 1 or None in owners or old_primary.port in owners:
-                raise _NotReady(f"slots {old_slots} are served by {owners}")
-            new_primary = self._server(owners.pop())
-            if not new_primary.is_running:
-                raise _NotReady(f"{new_primary!r} serves the slots but is not running")
+            if len(owners) != 1:
+                raise _NotReady(f"nodes disagree on who serves slots {old_slots}: {owners}")
+            (owner,) = owners
+            if owner is None or owner == old_primary.port:
+                raise _NotReady(f"slots {old_slots} are still served by {owner}")
+            new_primary = self._server(owner)
+            if new_primary not in self._live_nodes():
+                raise _NotReady(f"{new_primary!r} serves the slots but is not live")
             return new_primary
 
         new_primary = _wait_until(promoted, timeout, f"failover of {old_primary!r}")
@@ -563,7 +596,7 @@ class RedisCluster:
         return new_primary
 
     def commandstats(self) -> dict[str, int]:
-        """:meth:`RedisServer.commandstats` summed over all running nodes.
+        """:meth:`RedisServer.commandstats` summed over all live nodes.
 
         Replicas count the writes they replicate, so a client's SET shows up twice here.
         """
@@ -573,13 +606,21 @@ class RedisCluster:
         return dict(total)
 
 
+def _cluster_nodes(client: redis.Redis) -> list[_ClusterNode]:
+    """``CLUSTER NODES``, parsed.
+
+    Sent as two words so that redis-py returns the raw text instead of its own parsed form.
+    """
+    return _ClusterNode.parse_all(client.execute_command("CLUSTER", "NODES"))
+
+
 def _cluster_state(node: RedisServer) -> str:
     """``cluster_state`` from ``CLUSTER INFO``."""
     with node._admin_client() as client:
         return str(client.cluster("INFO")["cluster_state"])
 
 
-def _topology(view: list[_ClusterNode]) -> frozenset[tuple[int, str, int | None, tuple[Any, ...]]]:
+def _topology(view: list[_ClusterNode]) -> frozenset[tuple[int, str, int | None, _Slots]]:
     """What all nodes must agree on: each node's role, primary and slots, by port."""
     port_of = {n.node_id: n.port for n in view}
     return frozenset(
@@ -724,14 +765,16 @@ class RedisSentinelGroup:
             }
             if seen != expected or primary not in connected:
                 raise _NotReady(f"{sentinel!r} is connected to {seen}, not {expected}")
-            if replicas[0].get("master-link-status") != "ok":
+            if any(replica["master-link-status"] != "ok" for replica in replicas):
                 raise _NotReady(f"{sentinel!r} has not seen the replica in sync yet")
+
+    def _live_sentinels(self) -> list[SentinelServer]:
+        """Sentinels that can answer: running and not frozen."""
+        return [s for s in self.sentinel_servers if s.is_running and not s.is_frozen]
 
     def current_primary_address(self) -> tuple[str, int]:
         """``(host, port)`` of the primary according to the first sentinel that answers."""
-        for sentinel in self.sentinel_servers:
-            if not sentinel.is_running:
-                continue
+        for sentinel in self._live_sentinels():
             try:
                 with sentinel._admin_client() as client:
                     host, port = client.sentinel_get_master_addr_by_name(self.service_name)
@@ -743,15 +786,13 @@ class RedisSentinelGroup:
     def wait_for_failover(self, timeout: float = 30.0) -> RedisServer:
         """After the primary died, wait until the replica took over; return the new primary.
 
-        Done when every running sentinel reports the replica's address and the replica reports
+        Done when every live sentinel reports the replica's address and the replica reports
         ``role:master``. :attr:`primary` and :attr:`replica` are then swapped.
         """
         new_primary = self.replica
 
         def promoted() -> None:
-            for sentinel in self.sentinel_servers:
-                if not sentinel.is_running:
-                    continue
+            for sentinel in self._live_sentinels():
                 with sentinel._admin_client() as client:
                     host, port = client.sentinel_get_master_addr_by_name(self.service_name)
                 if (host, int(port)) != new_primary.address:
