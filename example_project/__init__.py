@@ -1,0 +1,1 @@
+"""The example project: a small creator promotion platform on django-creator-cache."""

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Run the example project locally: install, migrate, create a demo admin, serve.
+#
+#   bash scripts/demo.sh                 # http://127.0.0.1:8000/
+#   PORT=8001 bash scripts/demo.sh --noreload
+#
+# Needs Python 3.11+ and nothing else: with no REDIS_URL (or REDIS_HOST) set,
+# the cache is an embedded in-process fakeredis, so no redis-server is needed.
+# Inside a virtualenv it installs there; on a system Python that refuses pip
+# installs (Debian's "externally managed" Python) it creates ./.venv first
+# (VENV=path to put it elsewhere). Extra arguments go to runserver.
+# Local use only.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+PORT="${PORT:-8000}"
+VENV="${VENV:-.venv}"
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "demo: $PYTHON not found; install Python 3.11 or newer (or set PYTHON=...)" >&2
+    exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "demo: Python 3.11 or newer is needed, $PYTHON is $("$PYTHON" -V 2>&1)" >&2
+    exit 1
+fi
+
+# Use the current interpreter if pip may install into it, else a local virtualenv.
+if ! "$PYTHON" - <<'EOF'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+try:
+    import pip  # noqa: F401
+except ImportError:
+    sys.exit(1)
+sys.exit(0 if in_venv or not managed else 1)
+EOF
+then
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        echo "demo: creating a virtualenv in $VENV"
+        if ! "$PYTHON" -m venv "$VENV"; then
+            rm -rf "$VENV"
+            echo "demo: could not create a virtualenv; on Debian/Ubuntu run:" >&2
+            echo "    sudo apt-get install -y python3-venv" >&2
+            exit 1
+        fi
+    fi
+    PYTHON="$VENV/bin/python"
+fi
+
+echo "demo: installing django-creator-cache with the embedded extra"
+"$PYTHON" -m pip install --quiet -e ".[embedded]"
+
+"$PYTHON" manage.py migrate --noinput
+
+"$PYTHON" manage.py shell --verbosity 0 -c '
+from django.contrib.auth import get_user_model
+from example_project.creators.models import Campaign
+
+User = get_user_model()
+if not User.objects.filter(username="demo").exists():
+    User.objects.create_superuser("demo", "demo@example.com", "demo")
+    print("demo: created the admin user")
+if not Campaign.objects.exists():
+    for name, platform, budget, status in [
+        ("Ava Lens", "tiktok", "1500.00", "active"),
+        ("Noah Beats", "youtube", "4200.00", "active"),
+        ("Mia Frames", "instagram", "800.00", "draft"),
+    ]:
+        Campaign.objects.create(
+            creator_name=name, platform=platform, budget=budget, status=status
+        )
+    print("demo: added three sample campaigns")
+'
+
+cat <<EOF
+
+  Admin: http://127.0.0.1:${PORT}/admin/   user: demo   password: demo
+  (local use only: DEBUG is on and the password is public; never expose this server)
+
+EOF
+
+exec "$PYTHON" manage.py runserver "127.0.0.1:${PORT}" "$@"
