@@ -39,6 +39,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return false
 """
+# Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
+_NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 _MISSING = object()
 # Seconds between two warnings about the same failing alias in one process.
 _WARN_EVERY = 60.0
@@ -406,7 +408,7 @@ class RedisCache(StructuresMixin, BaseCache):
             else:
                 value = self._incr_script(keys=[full], args=[delta], client=redis)
         except ResponseError as exc:
-            if "not an integer" not in str(exc) and "out of range" not in str(exc):
+            if not any(text in str(exc) for text in _NOT_A_64_BIT_INTEGER):
                 self._counters.errors += 1
                 raise CacheUnavailable(self.alias, "incr", exc) from exc
             return self._incr_big(full, delta, redis)

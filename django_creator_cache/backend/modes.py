@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
+from redis.sentinel import SentinelConnectionPool
 
 from .connection import RedisClientType
 
@@ -52,8 +53,14 @@ class SingleMode:
 
     def nodes(self) -> list[tuple[str, redis.Redis]]:
         """(address, client) of every primary, for INFO and DBSIZE."""
-        kwargs = self.client.connection_pool.connection_kwargs
-        address = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        pool = self.client.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            # connection_kwargs hold the service name; ask the sentinels for the primary.
+            host, port = pool.get_master_address()
+            address = f"{host}:{port}"
+        else:
+            kwargs = pool.connection_kwargs
+            address = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
         assert isinstance(self.client, redis.Redis)
         return [(address, self.client)]
 
