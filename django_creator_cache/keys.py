@@ -32,6 +32,21 @@ def shorten(key: str, max_length: int) -> str:
     return f"{head}{HASH_MARK}{digest}"
 
 
+def encodable(key: str) -> str:
+    """``key`` if it is valid UTF-8 text, else a stable escaped-and-hashed stand-in.
+
+    A str may hold lone surrogates (from ``surrogateescape`` decoding, say) that
+    cannot be sent to Redis; such a key still gets its own distinct Redis key.
+    """
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = key.encode("utf-8", "surrogatepass")
+        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        return f"{key.encode('utf-8', 'backslashreplace').decode('ascii', 'replace')}{HASH_MARK}{digest}"
+    return key
+
+
 def glob_escape(text: str) -> str:
     """Escape Redis glob characters so ``text`` matches itself in SCAN/KEYS."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)

@@ -844,3 +844,17 @@ def test_drop_in_with_django_redis(
         assert len(raw) < 200
     ours.clear()
     assert theirs.get("t-str") is None
+
+
+def test_lone_surrogate_keys_are_valid_keys(cache: Any) -> None:
+    key = "bad-\ud800-key"
+    assert cache.set(key, "v") is True
+    assert cache.get(key) == "v"
+    assert cache.get_many([key]) == {key: "v"}
+    assert cache.delete(key) is True
+
+
+def test_incr_on_a_redis_structure_is_a_type_error(cache: Any) -> None:
+    cache.sadd("a-set", 1)
+    with pytest.raises(TypeError, match="not a counter"):
+        cache.incr("a-set")

@@ -133,3 +133,12 @@ def test_jitter_spreads_within_bounds() -> None:
     assert len(values) > 1
     assert jittered(None) is None
     assert jittered(0) == 0
+
+
+def test_unencodable_keys_get_distinct_stable_stand_ins() -> None:
+    from django_creator_cache.keys import encodable
+
+    assert encodable("plain-é-清") == "plain-é-清"
+    a, b = encodable("k-\ud800"), encodable("k-\ud801")
+    assert a != b and a == encodable("k-\ud800")
+    a.encode("utf-8")  # now sendable

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 from .. import stats as stats_module
 from ..exceptions import CacheUnavailable, CorruptValue
-from ..keys import KeyManager, glob_escape, shorten
+from ..keys import KeyManager, encodable, glob_escape, shorten
 from ..ttl import parse_ttl, policy
 from . import connection
 from . import options as options_module
@@ -140,6 +140,8 @@ class RedisCache(StructuresMixin, BaseCache):
         full: str = self.key_func(
             key, self.key_prefix, self.version if version is None else version
         )
+        if not full.isascii():
+            full = encodable(full)
         if len(full) > self._max_key_length:
             return shorten(full, self._max_key_length)
         return full
@@ -408,6 +410,8 @@ class RedisCache(StructuresMixin, BaseCache):
             else:
                 value = self._incr_script(keys=[full], args=[delta], client=redis)
         except ResponseError as exc:
+            if str(exc).startswith("WRONGTYPE"):
+                raise TypeError(f"value of {full!r} is a Redis {redis.type(full)!r}, not a counter")
             if not any(text in str(exc) for text in _NOT_A_64_BIT_INTEGER):
                 self._counters.errors += 1
                 raise CacheUnavailable(self.alias, "incr", exc) from exc
