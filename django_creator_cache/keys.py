@@ -43,7 +43,8 @@ def encodable(key: str) -> str:
     except UnicodeEncodeError:
         raw = key.encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
-        return f"{key.encode('utf-8', 'backslashreplace').decode('ascii', 'replace')}{HASH_MARK}{digest}"
+        escaped = key.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        return f"{escaped}{HASH_MARK}{digest}"
     return key
 
 

@@ -411,7 +411,8 @@ class RedisCache(StructuresMixin, BaseCache):
                 value = self._incr_script(keys=[full], args=[delta], client=redis)
         except ResponseError as exc:
             if str(exc).startswith("WRONGTYPE"):
-                raise TypeError(f"value of {full!r} is a Redis {redis.type(full)!r}, not a counter")
+                kind = redis.type(full)
+                raise TypeError(f"value of {full!r} is a Redis {kind!r}, not a counter") from exc
             if not any(text in str(exc) for text in _NOT_A_64_BIT_INTEGER):
                 self._counters.errors += 1
                 raise CacheUnavailable(self.alias, "incr", exc) from exc
