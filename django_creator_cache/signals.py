@@ -18,6 +18,7 @@ _DERIVED = (
     "_redis",
     "_mode",
     "_incr_script",
+    "_key_head",
 )
 
 

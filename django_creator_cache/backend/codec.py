@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 from django_redis.compressors.base import BaseCompressor
 from django_redis.exceptions import CompressorError
 from django_redis.serializers.base import BaseSerializer
+from django_redis.serializers.pickle import PickleSerializer
 
 from ..exceptions import CorruptValue, PickleSerializationError, SerializationError
 
@@ -61,7 +62,8 @@ class Codec:
 
     def __init__(self, serializer: BaseSerializer, compressor: BaseCompressor | None) -> None:
         self._dumps = serializer.dumps
-        self._loads = serializer.loads
+        # Skip a Python frame per value for the default serializer.
+        self._loads = pickle.loads if type(serializer) is PickleSerializer else serializer.loads
         self._compressor = compressor
         self.serializer_name = type(serializer).__name__
 

@@ -1,0 +1,532 @@
+#!/usr/bin/env python
+"""Operations per second of four cache clients on one real redis-server.
+
+Candidates, all on the same server, each under its own key prefix:
+
+* ``raw``: redis-py (``redis.Redis``, hiredis parser, one pool), values pickled by hand
+  (``pickle.HIGHEST_PROTOCOL``), keys built with an f-string: the floor;
+* ``ours``: ``django_creator_cache.backend.RedisCache``;
+* ``django-redis``: ``django_redis.cache.RedisCache``;
+* ``django``: Django's ``django.core.cache.backends.redis.RedisCache``.
+
+The script starts its own redis-server (``--save "" --appendonly no``, free port on
+127.0.0.1, temp dir) and stops it at the end. By default the benchmark process and the
+server are pinned to the same CPU: on a 2-core machine a one-connection request/reply loop
+is otherwise bimodal (fast when both land on one core, slow when they bounce between
+cores). Candidates are interleaved: in every round each row (operation x value size) is
+run by every candidate in alternating slices (A B C D, B C D A, ...), so a noisy
+neighbour slows them all alike. Ratios are computed per round, then the median over
+rounds is reported.
+
+Run from the repository root::
+
+    python benchmarks/backend_bench.py [--rounds 7] [--iterations 3000] [--slices 10]
+                                       [--no-pin] [--cpu N] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import inspect
+import json
+import os
+import pickle
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+CANDIDATES = ("raw", "ours", "django-redis", "django")
+ALIASES = {"ours": "ours", "django-redis": "django_redis", "django": "django_builtin"}
+PREFIXES = {"raw": "raw", "ours": "ours", "django-redis": "djr", "django": "dj"}
+TIMEOUT = 300
+BULK = 50
+SIZES = {"100 B": 100, "10 KB": 10 * 1024}
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: an operation on values of one size."""
+
+    op: str
+    size: str | None
+    # Iterations per timed cell = --iterations // divisor (the slow rows do fewer calls).
+    divisor: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.op} {self.size}" if self.size else self.op
+
+
+ROWS = (
+    Row("get hit", "100 B", 1),
+    Row("get hit", "10 KB", 1),
+    Row("get miss", None, 1),
+    Row("set", "100 B", 1),
+    Row("set", "10 KB", 1),
+    Row("get_many 50", "100 B", 2),
+    Row("get_many 50", "10 KB", 8),
+    Row("set_many 50", "100 B", 10),
+    Row("set_many 50", "10 KB", 20),
+    Row("incr", None, 1),
+    Row("incr unchecked", None, 1),
+)
+
+# Django's incr must raise ValueError for a missing key, so it cannot be a bare
+# INCRBY (which creates the key, without a TTL). The floor for it is the same
+# check-and-increment Lua script, sent with raw EVALSHA.
+INCR_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+
+
+def payload(size: int) -> str:
+    """A str of ``size`` ASCII characters (pickles to ``size`` + ~15 bytes)."""
+    text = "".join(chr(33 + (i * 7) % 90) for i in range(size))
+    return text[:size]
+
+
+# -- the raw redis-py floor -----------------------------------------------------------------
+
+
+class RawRedis:
+    """The same operations as a Django cache, written directly on redis-py."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.incr_sha = client.script_load(INCR_IF_EXISTS)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self.client.get(f"{self.prefix}:1:{key}")
+        return default if raw is None else pickle.loads(raw)
+
+    def set(self, key: str, value: Any, timeout: int | None) -> bool:
+        # Integers are stored as Redis integers so that INCRBY works on them.
+        data = value if type(value) is int else pickle.dumps(value, PROTOCOL)
+        return bool(self.client.set(f"{self.prefix}:1:{key}", data, ex=timeout))
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        prefix = self.prefix
+        values = self.client.mget([f"{prefix}:1:{k}" for k in keys])
+        return {k: pickle.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def set_many(self, data: dict[str, Any], timeout: int) -> list[str]:
+        prefix = self.prefix
+        pipe = self.client.pipeline(transaction=False)
+        for key, value in data.items():
+            pipe.set(f"{prefix}:1:{key}", pickle.dumps(value, PROTOCOL), ex=timeout)
+        pipe.execute()
+        return []
+
+    def incr(self, key: str, delta: int = 1, ignore_key_check: bool = False) -> int:
+        full = f"{self.prefix}:1:{key}"
+        if ignore_key_check:
+            return int(self.client.incrby(full, delta))
+        value = self.client.evalsha(self.incr_sha, 1, full, delta)
+        if value is None:
+            raise ValueError(key)
+        return int(value)
+
+    def make_key(self, key: str) -> str:
+        return f"{self.prefix}:1:{key}"
+
+
+# -- redis-server ---------------------------------------------------------------------------
+
+
+def start_server(cpu: int | None) -> Any:
+    """A redis-server on a free port, pinned to ``cpu`` with taskset when given."""
+    from tests.redis_servers import RedisServer
+
+    class BenchServer(RedisServer):
+        def command_line(self) -> list[str]:
+            argv = super().command_line()
+            if cpu is None:
+                return argv
+            taskset = shutil.which("taskset") or "/usr/bin/taskset"
+            return [taskset, "-c", str(cpu), *argv]
+
+    server = BenchServer()
+    server.start()
+    if cpu is not None:
+        # taskset execs redis-server: same PID, so the pinning can be checked.
+        affinity = os.sched_getaffinity(server.pid)
+        if affinity != {cpu}:
+            server.close()
+            raise SystemExit(f"redis-server affinity is {affinity}, expected {{{cpu}}}")
+    return server
+
+
+# -- Django -----------------------------------------------------------------------------------
+
+
+def configure_django(url: str) -> None:
+    import django
+    from django.conf import settings
+
+    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    backends = {
+        "ours": "django_creator_cache.backend.RedisCache",
+        "django-redis": "django_redis.cache.RedisCache",
+        "django": "django.core.cache.backends.redis.RedisCache",
+    }
+    for name, backend in backends.items():
+        caches[ALIASES[name]] = {
+            "BACKEND": backend,
+            "LOCATION": url,
+            "KEY_PREFIX": PREFIXES[name],
+        }
+    settings.configure(
+        DEBUG=False,
+        USE_TZ=True,
+        INSTALLED_APPS=["django_creator_cache"],
+        CACHES=caches,
+        CACHE_STATS_FLUSH_INTERVAL=0,
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+
+
+def build_candidates(server: Any) -> dict[str, Any]:
+    import redis
+    from django.core.cache import caches
+
+    pool = redis.ConnectionPool(host=server.host, port=server.port)
+    raw_client = redis.Redis(connection_pool=pool)
+    found: dict[str, Any] = {"raw": RawRedis(raw_client, PREFIXES["raw"])}
+    for name in CANDIDATES[1:]:
+        found[name] = caches[ALIASES[name]]
+    return found
+
+
+def redis_client_of(name: str, cache: Any) -> Any:
+    """The redis-py client a candidate talks through (to check the parser and server)."""
+    if name == "raw":
+        return cache.client
+    if name == "ours":
+        return cache.get_client()
+    if name == "django-redis":
+        return cache.client.get_client(write=False)
+    return cache._cache.get_client(None)
+
+
+def parser_of(client: Any) -> str:
+    conn = client.connection_pool.get_connection()
+    try:
+        return type(conn._parser).__name__
+    finally:
+        client.connection_pool.release(conn)
+
+
+# -- workload -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """Keys and values for one candidate, and the callables timed for each row."""
+
+    cache: Any
+    values: dict[str, str]
+    calls: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
+
+
+def prepare(cache: Any) -> Workload:
+    """Write the keys the reads need and bind one zero-argument callable per row."""
+    values = {size: payload(n) for size, n in SIZES.items()}
+    work = Workload(cache, values)
+    for row in ROWS:
+        value = values[row.size] if row.size else None
+        tag = (row.size or "").replace(" ", "")
+        if row.op == "get hit":
+            key = f"hit{tag}"
+            cache.set(key, value, None)
+            work.calls[row.label] = partial(cache.get, key)
+            work.checks[row.label] = partial(_equals, value)
+        elif row.op == "get miss":
+            cache.get("absent")  # never set
+            work.calls[row.label] = partial(cache.get, "absent")
+            work.checks[row.label] = partial(_equals, None)
+        elif row.op == "set":
+            work.calls[row.label] = partial(cache.set, f"set{tag}", value, TIMEOUT)
+            work.checks[row.label] = _set_ok
+        elif row.op.startswith("get_many"):
+            keys = [f"many{tag}_{i}" for i in range(BULK)]
+            for key in keys:
+                cache.set(key, value, None)
+            expected = dict.fromkeys(keys, value)
+            work.calls[row.label] = partial(cache.get_many, keys)
+            work.checks[row.label] = partial(_equals, expected)
+        elif row.op.startswith("set_many"):
+            data = {f"smany{tag}_{i}": value for i in range(BULK)}
+            work.calls[row.label] = partial(cache.set_many, data, TIMEOUT)
+            work.checks[row.label] = _set_many_ok
+        elif row.op == "incr":
+            cache.set("counter", 0, None)
+            work.calls[row.label] = partial(cache.incr, "counter")
+            work.checks[row.label] = _is_positive_int
+        elif row.op == "incr unchecked":
+            # A bare INCRBY where the backend offers it (django-redis's
+            # ignore_key_check); Django's built-in RedisCache has no such flag.
+            cache.set("counter2", 0, None)
+            call = partial(cache.incr, "counter2")
+            if "ignore_key_check" in inspect.signature(cache.incr).parameters:
+                call = partial(cache.incr, "counter2", ignore_key_check=True)
+            work.calls[row.label] = call
+            work.checks[row.label] = _is_positive_int
+        else:  # pragma: no cover - ROWS and this function go together
+            raise AssertionError(row.op)
+    return work
+
+
+def _equals(expected: Any, got: Any) -> bool:
+    return bool(got == expected)
+
+
+def _set_ok(got: Any) -> bool:
+    return got is True or got is None  # django-redis and Django return True/None
+
+
+def _set_many_ok(got: Any) -> bool:
+    return not got  # [] (Django API) or None (django-redis): no failed keys
+
+
+def _is_positive_int(got: Any) -> bool:
+    return type(got) is int and got > 0
+
+
+def verify(name: str, cache: Any, raw_client: Any) -> None:
+    """Fail loudly unless ``cache`` really stores in and reads from the server."""
+    value = {"candidate": name, "payload": payload(100)}
+    if not cache.set("verify", value, TIMEOUT) and name not in ("django-redis", "django"):
+        raise SystemExit(f"{name}: set() reported failure")
+    got = cache.get("verify")
+    if got != value:
+        raise SystemExit(f"{name}: get() returned {got!r}, expected the value just set")
+    full = cache.make_key("verify")
+    if not raw_client.exists(full):
+        raise SystemExit(f"{name}: key {full!r} is not in the Redis server")
+    if cache.get_many(["verify", "absent"]) != {"verify": value}:
+        raise SystemExit(f"{name}: get_many() is wrong")
+    cache.set("verify_n", 41, TIMEOUT)
+    if cache.incr("verify_n") != 42 or int(raw_client.get(cache.make_key("verify_n"))) != 42:
+        raise SystemExit(f"{name}: incr() did not reach Redis")
+
+
+def run_cell(call: Callable[[], Any], iterations: int) -> tuple[float, Any]:
+    """Seconds for ``iterations`` calls, and the last call's result."""
+    start = time.perf_counter()
+    for _ in repeat(None, iterations - 1):
+        call()
+    last = call()
+    return time.perf_counter() - start, last
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def fmt_ops(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def median_ratio(per_round: dict[str, list[float]], top: str, bottom: str) -> float:
+    return statistics.median(a / b for a, b in zip(per_round[top], per_round[bottom], strict=True))
+
+
+def table(results: dict[str, dict[str, list[float]]]) -> tuple[str, list[dict[str, Any]]]:
+    header = (
+        "| operation | raw redis-py ops/s | ours ops/s | ours/raw | django-redis/raw "
+        "| Django RedisCache/raw | ours/django-redis |"
+    )
+    lines = [header, "|" + "---|" * 7]
+    rows = []
+    for row in ROWS:
+        per_round = results[row.label]
+        medians = {name: statistics.median(per_round[name]) for name in CANDIDATES}
+        ratios = {
+            "ours/raw": median_ratio(per_round, "ours", "raw"),
+            "django-redis/raw": median_ratio(per_round, "django-redis", "raw"),
+            "django/raw": median_ratio(per_round, "django", "raw"),
+            "ours/django-redis": median_ratio(per_round, "ours", "django-redis"),
+        }
+        lines.append(
+            f"| {row.label} | {fmt_ops(medians['raw'])} | {fmt_ops(medians['ours'])} | "
+            + " | ".join(fmt_ratio(r) for r in ratios.values())
+            + " |"
+        )
+        rows.append(
+            {"row": row.label, "median_ops": medians, "median_ratios": ratios, "rounds": per_round}
+        )
+    return "\n".join(lines), rows
+
+
+def versions(clients: dict[str, Any]) -> dict[str, Any]:
+    import django
+    import django_redis
+    import hiredis
+    import redis
+
+    info = clients["raw"].info("server")
+    return {
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "redis-py": redis.__version__,
+        "hiredis": hiredis.__version__,
+        "django-redis": django_redis.__version__,
+        "redis-server": info["redis_version"],
+        "parsers": {name: parser_of(client) for name, client in clients.items()},
+    }
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (default 7)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=3000,
+        help="calls per timed cell for single-key ops; bulk rows do fewer (default 3000)",
+    )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=10,
+        help="each timed cell is cut into this many slices, candidates alternating "
+        "slice by slice (default 10)",
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin this process and redis-server to one CPU"
+    )
+    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if min(args.rounds, args.iterations, args.slices) < 1:
+        raise SystemExit("--rounds, --iterations and --slices must be positive")
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    cpu: int | None = None
+    if not args.no_pin:
+        cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
+        os.sched_setaffinity(0, {cpu})
+
+    server = start_server(cpu)
+    try:
+        return bench(args, server, cpu, command)
+    finally:
+        server.close()
+
+
+def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) -> int:
+    configure_django(server.url)
+    candidates = build_candidates(server)
+    clients = {name: redis_client_of(name, cache) for name, cache in candidates.items()}
+    raw_client = clients["raw"]
+    for name, client in clients.items():
+        kwargs = client.connection_pool.connection_kwargs
+        if (kwargs.get("host"), int(kwargs.get("port", 0))) != (server.host, server.port):
+            raise SystemExit(f"{name} is not connected to the benchmark server: {kwargs}")
+    for name, cache in candidates.items():
+        verify(name, cache, raw_client)
+    meta = versions(clients)
+    workloads = {name: prepare(cache) for name, cache in candidates.items()}
+    iterations = {row.label: max(args.iterations // row.divisor, 10) for row in ROWS}
+
+    print(f"# backend benchmark: {len(CANDIDATES)} candidates, {args.rounds} rounds", flush=True)
+    started = time.perf_counter()
+    # Warm-up: every cell once at a quarter of its size (connections, caches, Lua scripts).
+    for row in ROWS:
+        for name in CANDIDATES:
+            run_cell(workloads[name].calls[row.label], max(iterations[row.label] // 4, 5))
+
+    results: dict[str, dict[str, list[float]]] = {
+        row.label: {name: [] for name in CANDIDATES} for row in ROWS
+    }
+    for round_no in range(args.rounds):
+        gc.collect()
+        for row in ROWS:
+            per_slice = max(iterations[row.label] // args.slices, 1)
+            elapsed = dict.fromkeys(CANDIDATES, 0.0)
+            for slice_no in range(args.slices):
+                # Candidates alternate slice by slice, in an order rotated every slice and
+                # every round: a noisy neighbour then slows them all alike.
+                shift = (round_no + slice_no) % len(CANDIDATES)
+                for name in CANDIDATES[shift:] + CANDIDATES[:shift]:
+                    work = workloads[name]
+                    seconds, last = run_cell(work.calls[row.label], per_slice)
+                    if not work.checks[row.label](last):
+                        raise SystemExit(f"{name} {row.label}: unexpected result {last!r}")
+                    elapsed[name] += seconds
+            for name in CANDIDATES:
+                results[row.label][name].append(per_slice * args.slices / elapsed[name])
+        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    duration = time.perf_counter() - started
+
+    ours = candidates["ours"]
+    errors = ours._counters.errors
+    if errors:
+        raise SystemExit(f"our backend counted {errors} Redis errors during the run")
+    if raw_client.dbsize() == 0:
+        raise SystemExit("the Redis server is empty: nothing was stored")
+
+    text, rows = table(results)
+    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
+    print()
+    print(text)
+    print()
+    print(
+        "Versions: Python {python}, Django {django}, redis-py {redis-py}, hiredis {hiredis}, "
+        "django-redis {django-redis}, Redis {redis-server}".format(**meta)
+    )
+    print("Parsers: " + ", ".join(f"{k}={v}" for k, v in meta["parsers"].items()))
+    print(f"Pinned: {pinned}")
+    print(
+        f"Method: {args.rounds} rounds; in each, every row is run by every candidate in "
+        f"{args.slices} alternating slices (order rotated); "
+        f"ops/s = calls per second (get_many/set_many: calls of {BULK} keys); "
+        "ratios are per-round ratios, median over rounds."
+    )
+    print(f"Timed part: {duration:.0f} s. Command: {command}")
+
+    if args.json:
+        document = {
+            "command": command,
+            "pinned_cpu": cpu,
+            "rounds": args.rounds,
+            "iterations": iterations,
+            "versions": meta,
+            "rows": rows,
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
