@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_HEALTH_RETRIES": 2,
     "CACHE_HEALTH_INTERVAL": 0.2,
     "CACHE_STATS_FLUSH_INTERVAL": 5.0,
+    "CACHE_CIRCUIT_FAILURES": 5,
+    "CACHE_CIRCUIT_COOLDOWN": 5.0,
+    "CACHE_LOCAL_FALLBACK_SIZE": 1000,
     **{f"CACHE_TTL_{name.upper()}": ttl for name, ttl in TTL_POLICY_DEFAULTS.items()},
 }
 

@@ -27,6 +27,10 @@ class CacheUnavailable(CacheError):
         super().__init__(f"cache {alias!r} unavailable during {operation}: {cause}")
 
 
+class CircuitOpen(CacheError):
+    """The alias's circuit breaker is open: the call did not touch the network."""
+
+
 class SerializationError(CacheError, TypeError):
     """A value could not be serialised; nothing was written."""
 

@@ -19,6 +19,8 @@ _DERIVED = (
     "_mode",
     "_incr_script",
     "_key_head",
+    "_breaker",
+    "_fallback",
 )
 
 

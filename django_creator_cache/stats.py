@@ -25,6 +25,8 @@ COUNTERS = (
     "corrupt",
     "outages",
     "reconnects",
+    "short_circuits",
+    "fallback_hits",
 )
 
 

@@ -14,10 +14,20 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
+from django_creator_cache.backend.cache import _fallbacks
+from django_creator_cache.backend.circuit import _breakers
 from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
 
 BACKEND = "django_creator_cache.backend.RedisCache"
 MODES = ("single", "sentinel", "cluster")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers() -> Iterator[None]:
+    """Circuit breakers and local fallbacks are per process: start each test closed."""
+    yield
+    _breakers.clear()
+    _fallbacks.clear()
 
 
 @pytest.fixture(scope="session")

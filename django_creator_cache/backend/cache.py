@@ -21,14 +21,16 @@ from django.utils.module_loading import import_string
 from redis.exceptions import NoScriptError, ResponseError
 
 from .. import stats as stats_module
-from ..exceptions import CacheUnavailable, CorruptValue
+from ..exceptions import CacheUnavailable, CircuitOpen, CorruptValue
 from ..keys import KeyManager, encodable, glob_escape, shorten
 from ..ttl import parse_ttl, policy
 from . import connection
 from . import options as options_module
+from .circuit import CircuitBreaker, breaker_for
 from .codec import Codec, load_compressor, load_serializer
+from .fallback import LocalFallback
 from .modes import SingleMode, mode_for
-from .policy import REDIS_ERRORS, degrades
+from .policy import OUTAGE_ERRORS, REDIS_ERRORS, degrades
 from .structures import StructuresMixin
 
 logger = logging.getLogger("django_creator_cache")
@@ -42,6 +44,8 @@ return false
 # Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
 _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 _MISSING = object()
+# Local fallbacks per alias and process, shared by the per-thread backends.
+_fallbacks: dict[str, LocalFallback] = {}
 # Seconds between two warnings about the same failing alias in one process.
 _WARN_EVERY = 60.0
 
@@ -116,6 +120,26 @@ class RedisCache(StructuresMixin, BaseCache):
     @cached_property
     def _counters(self) -> stats_module.Counters:
         return stats_module.registry.counters(f"{self.alias}@{self.options.safe_location}")
+
+    @cached_property
+    def _breaker(self) -> CircuitBreaker:
+        opts = self.options
+        return breaker_for(
+            f"{self.alias}@{opts.safe_location}",
+            self.alias,
+            opts.circuit_failures,
+            opts.circuit_cooldown,
+        )
+
+    @cached_property
+    def _fallback(self) -> LocalFallback | None:
+        """The local LRU used while the circuit is open (``OPTIONS["LOCAL_FALLBACK"]``)."""
+        opts = self.options
+        if not opts.local_fallback:
+            return None
+        return _fallbacks.setdefault(
+            f"{self.alias}@{opts.safe_location}", LocalFallback(opts.local_fallback_size)
+        )
 
     @cached_property
     def _stats_key(self) -> str:
@@ -211,21 +235,57 @@ class RedisCache(StructuresMixin, BaseCache):
     # -- failures --------------------------------------------------------------
 
     def _fail(self, operation: str, exc: BaseException) -> None:
-        """Count and log a Redis failure; raise only in strict mode."""
+        """Count and log a Redis failure; raise only in strict mode.
+
+        Connection failures and timeouts feed the circuit breaker, which logs
+        one warning per outage. Other error replies mean Redis did answer: they
+        are logged at most once a minute and count as a sign of life.
+        """
         counters = self._counters
         counters.errors += 1
-        now = time.monotonic()
-        if now - counters.last_warning > _WARN_EVERY:
-            counters.last_warning = now
-            logger.warning(
-                "cache %r (%s) unavailable during %s: %s",
-                self.alias,
-                self.options.safe_location,
-                operation,
-                exc,
-            )
+        if isinstance(exc, OUTAGE_ERRORS):
+            counters.reconnects += 1
+            if self._breaker.record_failure(exc, self.options.safe_location):
+                counters.outages += 1
+        else:
+            if self._breaker.failures:
+                self._recovered()
+            now = time.monotonic()
+            if now - counters.last_warning > _WARN_EVERY:
+                counters.last_warning = now
+                logger.warning(
+                    "cache %r (%s): error reply during %s: %s",
+                    self.alias,
+                    self.options.safe_location,
+                    operation,
+                    exc,
+                )
         if self.options.strict:
             raise CacheUnavailable(self.alias, operation, exc) from exc
+
+    def _blocked(self, operation: str) -> bool:
+        """Whether the circuit is open and this call must not touch the network."""
+        if self._breaker.allow():
+            return False
+        self._counters.short_circuits += 1
+        if self.options.strict:
+            raise CacheUnavailable(self.alias, operation, CircuitOpen("circuit open"))
+        return True
+
+    def _recovered(self) -> None:
+        """A call succeeded after failures: close the circuit, drop the local fallback."""
+        if self._breaker.record_success() and self._fallback is not None:
+            self._fallback.clear()
+
+    def _fallback_get(self, key: str, default: Any) -> Any:
+        fallback = self._fallback
+        if fallback is None:
+            return default
+        raw = fallback.get(key, _MISSING)
+        if raw is _MISSING:
+            return default
+        self._counters.fallback_hits += 1
+        return self._codec.decode(raw)
 
     def _corrupt(self, key: str, exc: CorruptValue) -> None:
         """A value we cannot read is a miss: log it, count it, delete it."""
@@ -249,11 +309,16 @@ class RedisCache(StructuresMixin, BaseCache):
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         key = self.make_key(key, version)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("get"):
+            return self._fallback_get(key, default)
         try:
             raw = (client or self._redis).execute_command("GET", key)
         except REDIS_ERRORS as exc:
             self._fail("get", exc)
             return default
+        if breaker.failures:
+            self._recovered()
         if raw is None:
             self._counters.misses += 1
             return default
@@ -277,6 +342,11 @@ class RedisCache(StructuresMixin, BaseCache):
         key = self.make_key(key, version)
         encoded = self._codec.encode(value, key)
         px = self._px(timeout)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("set"):
+            if self._fallback is not None and not (nx and self._fallback.get(key) is not None):
+                self._fallback.set(key, encoded, px)
+            return False
         redis = client or self._redis
         try:
             if px is not None and px <= 0:
@@ -296,6 +366,8 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("set", exc)
             return False
+        if breaker.failures:
+            self._recovered()
         self._counters.sets += 1
         return stored
 
@@ -316,12 +388,18 @@ class RedisCache(StructuresMixin, BaseCache):
         if not keys:
             return {}
         fulls = self._make_keys(keys, version)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("get_many"):
+            found = {k: self._fallback_get(f, _MISSING) for k, f in zip(keys, fulls, strict=True)}
+            return {k: v for k, v in found.items() if v is not _MISSING}
         mode = self._mode if client is None else mode_for(client)
         try:
             values = mode.mget(fulls)
         except REDIS_ERRORS as exc:
             self._fail("get_many", exc)
             return {}
+        if breaker.failures:
+            self._recovered()
         decode = self._codec.decode
         found: dict[Any, Any] = {}
         for key, full, raw in zip(keys, fulls, values, strict=True):
@@ -349,6 +427,12 @@ class RedisCache(StructuresMixin, BaseCache):
         encode = self._codec.encode
         fulls = self._make_keys(list(data), version)
         encoded = {full: encode(v, full) for full, v in zip(fulls, data.values(), strict=True)}
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("set_many"):
+            if self._fallback is not None:
+                for full, value in encoded.items():
+                    self._fallback.set(full, value, px)
+            return list(data)
         mode = self._mode if client is None else mode_for(client)
         try:
             if px is not None and px <= 0:
@@ -364,6 +448,8 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("set_many", exc)
             return list(data)
+        if breaker.failures:
+            self._recovered()
         self._counters.sets += len(encoded)
         return []
 
@@ -377,11 +463,18 @@ class RedisCache(StructuresMixin, BaseCache):
                 str(self.key_func(key, prefix, self.version if version is None else version)),
                 self._max_key_length,
             )
+        if self._fallback is not None:
+            self._fallback.delete(full)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("delete"):
+            return False
         try:
             deleted = bool((client or self._redis).delete(full))
         except REDIS_ERRORS as exc:
             self._fail("delete", exc)
             return False
+        if breaker.failures:
+            self._recovered()
         self._counters.deletes += 1
         return deleted
 
@@ -391,12 +484,20 @@ class RedisCache(StructuresMixin, BaseCache):
         full = self._make_keys(list(keys), version)
         if not full:
             return 0
+        if self._fallback is not None:
+            for key in full:
+                self._fallback.delete(key)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("delete_many"):
+            return 0
         mode = self._mode if client is None else mode_for(client)
         try:
             deleted = mode.delete_keys(full)
         except REDIS_ERRORS as exc:
             self._fail("delete_many", exc)
             return 0
+        if breaker.failures:
+            self._recovered()
         self._counters.deletes += len(full)
         return deleted
 
@@ -437,6 +538,9 @@ class RedisCache(StructuresMixin, BaseCache):
         when Redis cannot answer: a counter is never silently wrong.
         """
         full = self.make_key(key, version)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("incr"):
+            raise CacheUnavailable(self.alias, "incr", CircuitOpen("circuit open"))
         redis = client or self._redis
         try:
             if ignore_key_check:
@@ -449,6 +553,11 @@ class RedisCache(StructuresMixin, BaseCache):
                 except NoScriptError:  # server restarted or its scripts were flushed
                     value = script(keys=[full], args=[delta], client=redis)
         except ResponseError as exc:
+            if isinstance(exc, OUTAGE_ERRORS):  # e.g. READONLY after a failover
+                self._fail("incr", exc)
+                raise CacheUnavailable(self.alias, "incr", exc) from exc
+            if breaker.failures:
+                self._recovered()
             if str(exc).startswith("WRONGTYPE"):
                 kind = redis.type(full)
                 raise TypeError(f"value of {full!r} is a Redis {kind!r}, not a counter") from exc
@@ -459,6 +568,8 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("incr", exc)
             raise CacheUnavailable(self.alias, "incr", exc) from exc
+        if breaker.failures:
+            self._recovered()
         if value is None:
             raise ValueError(f"Key {key!r} not found")
         return int(value)
@@ -485,6 +596,8 @@ class RedisCache(StructuresMixin, BaseCache):
         version = self.version if version is None else version
         old = self.make_key(key, version)
         new = self.make_key(key, version + delta)
+        if self._breaker.opened_at and self._blocked("incr_version"):
+            raise CacheUnavailable(self.alias, "incr_version", CircuitOpen("circuit open"))
         redis = client or self._redis
         try:
             pipe = redis.pipeline(transaction=False)
@@ -655,6 +768,8 @@ class RedisCache(StructuresMixin, BaseCache):
             "mode": self.options.mode,
             "location": self.options.safe_location,
             **stats_module.totals(counters, lambda: self._redis.hgetall(key)),
+            "circuit": self._breaker.state,
+            "local_fallback_entries": None if self._fallback is None else len(self._fallback),
         }
         if server:
             result.update(server_facts(self))

@@ -55,8 +55,11 @@ class CircuitBreaker:
             self._probing = True
             return True
 
-    def record_failure(self, error: BaseException, location: str) -> None:
-        """A connection failure: count it, maybe open the circuit, log a new outage."""
+    def record_failure(self, error: BaseException, location: str) -> bool:
+        """A connection failure: count it, maybe open the circuit, log a new outage.
+
+        Returns True when this failure started a new outage.
+        """
         with self._lock:
             self.failures += 1
             if self._probing or self.failures >= self.threshold:
@@ -73,6 +76,7 @@ class CircuitBreaker:
                 type(error).__name__,
                 error,
             )
+        return new_outage
 
     def record_success(self) -> bool:
         """A call succeeded: close the circuit. True if this ended an outage."""
@@ -93,3 +97,18 @@ class CircuitBreaker:
             self.opened_at = 0.0
             self._probing = False
             self.in_outage = False
+
+
+_breakers: dict[str, CircuitBreaker] = {}
+_registry_lock = threading.Lock()
+
+
+def breaker_for(key: str, alias: str, failures: int, cooldown: float) -> CircuitBreaker:
+    """The process-wide breaker of one alias (Django makes a backend per thread)."""
+    breaker = _breakers.get(key)
+    if breaker is None:
+        with _registry_lock:
+            breaker = _breakers.setdefault(key, CircuitBreaker(alias, failures, cooldown))
+    breaker.threshold = max(int(failures), 1)
+    breaker.cooldown = float(cooldown)
+    return breaker

@@ -75,6 +75,10 @@ class BackendOptions:
     key_separator: str = ":"
     strict: bool = False
     stats_flush_interval: float = 5.0
+    circuit_failures: int = 5
+    circuit_cooldown: float = 5.0
+    local_fallback: bool = False
+    local_fallback_size: int = 1000
     max_connections: int | None = None
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -141,6 +145,12 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
         key_separator=separator,
         strict=bool(options.get("STRICT", False)),
         stats_flush_interval=_number(options, "STATS_FLUSH_INTERVAL", "CACHE_STATS_FLUSH_INTERVAL"),
+        circuit_failures=int(_number(options, "CIRCUIT_FAILURES", "CACHE_CIRCUIT_FAILURES", 1)),
+        circuit_cooldown=_number(options, "CIRCUIT_COOLDOWN", "CACHE_CIRCUIT_COOLDOWN"),
+        local_fallback=bool(options.get("LOCAL_FALLBACK", False)),
+        local_fallback_size=int(
+            _number(options, "LOCAL_FALLBACK_SIZE", "CACHE_LOCAL_FALLBACK_SIZE", 1)
+        ),
         max_connections=max_connections,
         sentinels=sentinels,
         sentinel_kwargs=dict(options.get("SENTINEL_KWARGS") or {}),

@@ -11,29 +11,64 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import (
+    ConnectionError as RedisConnectionError,
+)
+from redis.exceptions import (
+    TimeoutError as RedisTimeoutError,
+)
 
 # OSError covers socket errors raised before redis-py wraps them;
 # RedisClusterException is not a RedisError ("cannot be connected", no targets).
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+
+# Failures that mean "Redis is not reachable right now" (they trip the circuit);
+# any other error reply means Redis answered, just not with what we wanted.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ClusterDownError,
+    TryAgainError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisClusterException,
+    OSError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def degrades(default: Any = None) -> Callable[[F], F]:
     """Make a backend method return ``default`` (or ``default()`` if callable)
-    when Redis fails, after the backend has logged and counted the failure."""
+    when Redis fails or the circuit is open, after the backend has logged and
+    counted it; a success closes the circuit."""
 
     def decorate(method: F) -> F:
         name = method.__name__
 
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            breaker = self._breaker
+            if breaker.opened_at and self._blocked(name):
+                return default() if callable(default) else default
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
             except REDIS_ERRORS as exc:
                 self._fail(name, exc)
                 return default() if callable(default) else default
+            if breaker.failures:
+                self._recovered()
+            return result
 
         return cast(F, wrapper)
 
