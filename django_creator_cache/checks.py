@@ -2,7 +2,7 @@
 
 IDs: ``django_creator_cache.E001`` invalid ``CACHES`` entry (URL, mode,
 options), ``E002`` unknown serializer, ``E003`` unknown compressor, ``E004``
-invalid package setting (negative TTL, bad number).
+invalid package setting (negative TTL, bad number), ``W001`` unknown OPTIONS key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from . import conf
 from .backend.codec import COMPRESSORS, SERIALIZERS, resolve_path
-from .backend.options import resolve
+from .backend.options import KNOWN_OPTIONS, resolve
 
 BACKEND_PATHS = (
     "django_creator_cache.backend.RedisCache",
@@ -43,6 +43,15 @@ def check_caches(**kwargs: Any) -> list[checks.CheckMessage]:
         except (ImproperlyConfigured, TypeError, ValueError) as exc:
             errors.append(checks.Error(f"{where}: {exc}", id="django_creator_cache.E001"))
             continue
+        unknown = sorted(set(options.raw) - KNOWN_OPTIONS)
+        if unknown:
+            errors.append(
+                checks.Warning(
+                    f"{where} OPTIONS {', '.join(unknown)} not used by this backend",
+                    hint="Check the spelling; django-redis's CLIENT_CLASS has no meaning here.",
+                    id="django_creator_cache.W001",
+                )
+            )
         if not _importable(resolve_path(options.serializer, SERIALIZERS)):
             errors.append(
                 checks.Error(

@@ -144,3 +144,16 @@ def test_cache_from_env_url_and_parts() -> None:
     assert cache_from_env({"CACHE_KEY_PREFIX": "x"})["KEY_PREFIX"] == "x"
     assert redis_url_from_env({}) is None
     assert cache_from_env({})["LOCATION"] == "redis://127.0.0.1:6379/0"
+
+
+def test_unknown_options_are_flagged_by_name(settings: Any) -> None:
+    settings.CACHES = {
+        "default": {
+            "BACKEND": BACKEND,
+            "LOCATION": "redis://h/0",
+            "OPTIONS": {"SOCKET_TIMOUT": 1, "CLIENT_CLASS": "x", "SOCKET_TIMEOUT": 1},
+        }
+    }
+    warnings = [m for m in run_checks(tags=["caches"]) if m.id == "django_creator_cache.W001"]
+    assert len(warnings) == 1
+    assert "CLIENT_CLASS, SOCKET_TIMOUT" in warnings[0].msg

@@ -17,6 +17,19 @@ from .. import conf
 from .codec import DEFAULT_COMPRESS_MIN_LENGTH
 
 MODES = ("single", "sentinel", "cluster")
+# Every OPTIONS key this backend reads (or passes on to django-redis / redis-py).
+KNOWN_OPTIONS = frozenset(
+    {
+        "ALIAS", "CIRCUIT_COOLDOWN", "CIRCUIT_FAILURES", "CLUSTER", "CLUSTER_KWARGS",
+        "COMPRESS", "COMPRESS_MIN_LENGTH", "COMPRESSOR", "CONNECTION_POOL_CLASS",
+        "CONNECTION_POOL_KWARGS", "IGNORE_EXCEPTIONS", "KEY_SEPARATOR", "LOCAL_FALLBACK",
+        "LOCAL_FALLBACK_SIZE", "MAX_CONNECTIONS", "MAX_KEY_LENGTH", "MODE", "PARSER_CLASS",
+        "PASSWORD", "PICKLE_VERSION", "REDIS_CLIENT_KWARGS", "RETRY_ATTEMPTS", "RETRY_DELAY",
+        "REVERSE_KEY_FUNCTION", "SENTINEL_KWARGS", "SENTINELS", "SERIALIZER",
+        "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL", "STRICT",
+        "USERNAME",
+    }
+)  # fmt: skip
 URL_SCHEMES = ("redis", "rediss", "unix")
 
 
