@@ -51,22 +51,29 @@ class _SentinelFactory(_PoolPerConfig, SentinelConnectionFactory):  # type: igno
     _pools: ClassVar[dict[str, Any]] = {}
 
 
-def make_retry(options: BackendOptions) -> Retry:
-    """Exponential backoff with jitter for transient connection errors."""
+def make_retry(options: BackendOptions, errors: tuple[type[Exception], ...] | None = None) -> Retry:
+    """Exponential backoff with jitter for transient connection errors.
+
+    ``errors`` replaces redis-py's default retried errors, which include
+    timeouts (``retry_on_error`` can only add to them, never remove one).
+    """
     backoff = ExponentialWithJitterBackoff(
         base=options.retry_delay, cap=max(options.retry_delay * 16, options.retry_delay)
     )
-    return Retry(backoff, options.retry_attempts)
+    if errors is None:
+        return Retry(backoff, options.retry_attempts)
+    return Retry(backoff, options.retry_attempts, supported_errors=errors)
 
 
 def _retry_errors() -> list[type[Exception]]:
-    # Timeouts are not retried: a slow server must not cost several timeouts.
+    # Timeouts are not retried: a slow server must not cost several timeouts, and
+    # a command that timed out may have run (an INCR sent again would count twice).
     return [RedisConnectionError, BusyLoadingError]
 
 
 def _factory_options(options: BackendOptions) -> dict[str, Any]:
     pool_kwargs: dict[str, Any] = {
-        "retry": make_retry(options),
+        "retry": make_retry(options, tuple(_retry_errors())),
         "retry_on_error": _retry_errors(),
     }
     if options.max_connections:
