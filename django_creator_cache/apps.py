@@ -11,7 +11,8 @@ class DjangoCreatorCacheConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals
+        from . import checks, signals, warming
 
         checks.register()
         signals.connect()
+        warming.autodiscover()  # <app>/cache_warmers.py register their @warmer functions

@@ -3,6 +3,10 @@
 IDs: ``django_creator_cache.E001`` invalid ``CACHES`` entry (URL, mode,
 options), ``E002`` unknown serializer, ``E003`` unknown compressor, ``E004``
 invalid package setting (negative TTL, bad number), ``W001`` unknown OPTIONS key.
+Rate limiting: ``E020`` ``RATELIMIT_TRUSTED_PROXIES``, ``E021`` ``RATELIMIT_IPV4_PREFIX`` /
+``RATELIMIT_IPV6_PREFIX``, ``E022`` ``RATELIMIT_VIEW``, ``E023`` ``RATELIMIT_CACHE``
+(see ``ratelimit.config``).
+Single flight: ``E030`` ``CACHE_LOCK_TIMEOUT`` / ``CACHE_LOCK_WAIT`` of zero.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from django.utils.module_loading import import_string
 from . import conf
 from .backend.codec import COMPRESSORS, SERIALIZERS, resolve_path
 from .backend.options import KNOWN_OPTIONS, resolve
+from .ratelimit import config as ratelimit_config
 
 BACKEND_PATHS = (
     "django_creator_cache.backend.RedisCache",
@@ -102,6 +107,25 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     return errors
 
 
+def check_single_flight(**kwargs: Any) -> list[checks.CheckMessage]:
+    """A lock that expires at once, or a wait of nothing, would break every cache miss."""
+    errors: list[checks.CheckMessage] = []
+    for name in ("CACHE_LOCK_TIMEOUT", "CACHE_LOCK_WAIT"):
+        try:
+            value = conf.read(name)
+        except ImproperlyConfigured:
+            continue  # reported as E004
+        if value == 0:
+            errors.append(
+                checks.Error(
+                    f"{name} must be greater than 0 (seconds)", id="django_creator_cache.E030"
+                )
+            )
+    return errors
+
+
 def register() -> None:
     checks.register(check_caches, checks.Tags.caches)
     checks.register(check_settings, checks.Tags.caches)
+    checks.register(check_single_flight, checks.Tags.caches)
+    checks.register(ratelimit_config.check_settings, checks.Tags.caches)

@@ -39,6 +39,20 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_CIRCUIT_FAILURES": 5,
     "CACHE_CIRCUIT_COOLDOWN": 5.0,
     "CACHE_LOCAL_FALLBACK_SIZE": 1000,
+    "CACHE_PREFIX_DEPTH": 4,
+    # Rate limiting (django_creator_cache.ratelimit; checks E020-E023).
+    "RATELIMIT_CACHE": "default",
+    "RATELIMIT_FAIL_OPEN": True,
+    "RATELIMIT_HEADERS": True,
+    "RATELIMIT_VIEW": "",
+    "RATELIMIT_IPV4_PREFIX": 32,
+    "RATELIMIT_IPV6_PREFIX": 64,
+    # Hops (int) or networks (list of CIDRs); parsed by ratelimit.config, "" = none.
+    "RATELIMIT_TRUSTED_PROXIES": "",
+    # get_or_set / @cached: compute a missing value once across processes.
+    "CACHE_SINGLE_FLIGHT": True,
+    "CACHE_LOCK_TIMEOUT": 10.0,  # a computation's lock expires after this (its holder died)
+    "CACHE_LOCK_WAIT": 15.0,  # a waiter gives up waiting and computes itself after this
     **{f"CACHE_TTL_{name.upper()}": ttl for name, ttl in TTL_POLICY_DEFAULTS.items()},
 }
 

@@ -7,6 +7,12 @@ callers that catch ``ValueError``/``TypeError`` keep working.
 from __future__ import annotations
 
 import pickle
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+
+if TYPE_CHECKING:
+    from .ratelimit.core import Usage
 
 
 class CacheError(Exception):
@@ -42,3 +48,18 @@ class PickleSerializationError(SerializationError, pickle.PicklingError):
 
 class CorruptValue(CacheError, ValueError):
     """A stored value could not be decompressed or deserialised."""
+
+
+class Ratelimited(CacheError, PermissionDenied):
+    """A rate limit refused a request; ``usage`` says which limit and when to retry.
+
+    A ``PermissionDenied``, so if it is raised (see ``RATELIMIT_VIEW``) and nothing else
+    handles it, Django answers 403 through ``handler403``.
+    """
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+        super().__init__(
+            f"rate limit {usage.group!r} exceeded ({usage.limit} allowed); "
+            f"retry in {usage.retry_after:.1f}s"
+        )

@@ -85,3 +85,12 @@ class KeyManager:
     def user_all(self, user_id: Any) -> str:
         """A glob matching every per-user key of ``user_id``."""
         return self.pattern("user", user_id)
+
+    def tag(self, *parts: Any) -> str:
+        """``{part:part}``: a Redis Cluster hash tag. Keys that contain it first share
+        one slot, so one Lua script or pipeline can cover all of them."""
+        return "{" + self.custom(*parts) + "}"
+
+    def user(self, user_id: Any, *parts: Any) -> str:
+        """A per-user key, ``{user:42}:parts``: all of a user's keys share one slot."""
+        return self.custom(self.tag("user", user_id), *parts)

@@ -21,6 +21,9 @@ _DERIVED = (
     "_key_head",
     "_breaker",
     "_fallback",
+    "_prefix_depth",
+    "_index_head",
+    "_take_script",
 )
 
 

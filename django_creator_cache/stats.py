@@ -27,6 +27,10 @@ COUNTERS = (
     "reconnects",
     "short_circuits",
     "fallback_hits",
+    "ratelimit_allowed",
+    "ratelimit_blocked",
+    "ratelimit_failopen",
+    "ratelimit_failclosed",
 )
 
 

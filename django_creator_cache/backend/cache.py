@@ -15,12 +15,14 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.utils.module_loading import import_string
 from redis.exceptions import NoScriptError, ResponseError
 
 from .. import stats as stats_module
+from ..cache_aside import single_flight
 from ..exceptions import CacheUnavailable, CircuitOpen, CorruptValue
 from ..keys import KeyManager, encodable, glob_escape, shorten
 from ..ttl import parse_ttl, policy
@@ -28,9 +30,10 @@ from . import connection
 from . import options as options_module
 from .circuit import CircuitBreaker, breaker_for
 from .codec import Codec, load_compressor, load_serializer
+from ..invalidation import index
 from .fallback import LocalFallback
 from .modes import SingleMode, mode_for
-from .policy import OUTAGE_ERRORS, REDIS_ERRORS, degrades
+from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS, degrades
 from .structures import StructuresMixin
 
 logger = logging.getLogger("django_creator_cache")
@@ -142,6 +145,32 @@ class RedisCache(StructuresMixin, BaseCache):
         )
 
     @cached_property
+    def _index_head(self) -> str:
+        return f"{self.key_prefix}{self.key_separator}" if self.key_prefix else ""
+
+    @cached_property
+    def _prefix_depth(self) -> int:
+        return self.options.prefix_depth
+
+    @cached_property
+    def _take_script(self) -> Any:
+        return self._redis.register_script(index.TAKE_SCRIPT)
+
+    def _indexes(self, key: Any, tags: Iterable[str] | None) -> list[str]:
+        """Index keys a write of ``key`` joins: one per prefix of it, one per tag."""
+        sep = self.key_separator
+        text = key if type(key) is str else str(key)
+        if not tags and (sep not in text or not self._prefix_depth):
+            return []
+        head = self._index_head
+        names = [
+            index.index_key(head, sep, index.PREFIX, prefix)
+            for prefix in index.ancestors(text, sep, self._prefix_depth)
+        ]
+        names += [index.index_key(head, sep, index.TAG, str(tag)) for tag in tags or ()]
+        return names
+
+    @cached_property
     def _stats_key(self) -> str:
         sep = self.key_separator
         head = f"{self.key_prefix}{sep}" if self.key_prefix else ""
@@ -240,10 +269,17 @@ class RedisCache(StructuresMixin, BaseCache):
         Connection failures and timeouts feed the circuit breaker, which logs
         one warning per outage. Other error replies mean Redis did answer: they
         are logged at most once a minute and count as a sign of life.
+
+        On a Cluster a connection error or timeout concerns one node: redis-py
+        has just re-read the slot map from the others, so the cluster answers.
+        It must not open the alias-wide circuit and black out the healthy
+        primaries while that node's replica takes over; a cluster that cannot
+        be reached at all raises ``RedisClusterException``, which does.
         """
         counters = self._counters
         counters.errors += 1
-        if isinstance(exc, OUTAGE_ERRORS):
+        one_node = self.options.mode == "cluster" and isinstance(exc, CLUSTER_NODE_ERRORS)
+        if isinstance(exc, OUTAGE_ERRORS) and not one_node:
             counters.reconnects += 1
             if self._breaker.record_failure(exc, self.options.safe_location):
                 counters.outages += 1
@@ -338,7 +374,14 @@ class RedisCache(StructuresMixin, BaseCache):
         client: Any = None,
         nx: bool = False,
         xx: bool = False,
+        tags: Iterable[str] | None = None,
     ) -> bool:
+        """Store ``value``; ``tags`` (and the key's prefixes) make it invalidatable.
+
+        One round trip: a plain ``SET``, or a pipeline that also records the key
+        in its prefix and tag indexes.
+        """
+        indexes = self._indexes(key, tags)
         key = self.make_key(key, version)
         encoded = self._codec.encode(value, key)
         px = self._px(timeout)
@@ -362,7 +405,13 @@ class RedisCache(StructuresMixin, BaseCache):
                 args.append("NX")
             if xx:
                 args.append("XX")
-            stored = bool(redis.execute_command(*args))
+            if indexes:
+                pipe = mode_for(redis).pipeline()
+                index.register(pipe, indexes, key, px, self.key_separator)
+                pipe.execute_command(*args)
+                stored = bool(pipe.execute()[-1])
+            else:
+                stored = bool(redis.execute_command(*args))
         except REDIS_ERRORS as exc:
             self._fail("set", exc)
             return False
@@ -378,8 +427,34 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Any = None,
+        tags: Iterable[str] | None = None,
     ) -> bool:
-        return self.set(key, value, timeout, version, client=client, nx=True)
+        return self.set(key, value, timeout, version, client=client, nx=True, tags=tags)
+
+    def get_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        **flight: Any,
+    ) -> Any:
+        """Django's ``get_or_set``, computed once across processes; a hit is one GET.
+
+        ``flight``: ``single_flight``, ``lock_timeout``, ``wait_timeout``,
+        ``early_refresh``, ``jitter`` (see ``cache_aside.single_flight``).
+        """
+        return single_flight.get_or_set(self, key, default, timeout, version, **flight)
+
+    async def aget_or_set(
+        self,
+        key: Any,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+        **flight: Any,
+    ) -> Any:
+        return await single_flight.aget_or_set(self, key, default, timeout, version, **flight)
 
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
@@ -420,9 +495,11 @@ class RedisCache(StructuresMixin, BaseCache):
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
         client: Any = None,
+        tags: Iterable[str] | None = None,
     ) -> list[Any]:
         if not data:
             return []
+        tags = list(tags or ())
         px = self._px(timeout)
         encode = self._codec.encode
         fulls = self._make_keys(list(data), version)
@@ -439,6 +516,10 @@ class RedisCache(StructuresMixin, BaseCache):
                 mode.delete_keys(list(encoded))
                 return []
             pipe = mode.pipeline()
+            for user_key, full in zip(data, fulls, strict=True):
+                indexes = self._indexes(user_key, tags)
+                if indexes:
+                    index.register(pipe, indexes, full, px, self.key_separator)
             for full, value in encoded.items():
                 if px is None:
                     pipe.execute_command("SET", full, value)
@@ -616,6 +697,52 @@ class RedisCache(StructuresMixin, BaseCache):
             raise CacheUnavailable(self.alias, "incr_version", exc) from exc
         return version + delta
 
+    # -- invalidation ------------------------------------------------------------
+
+    def invalidate_prefix(self, prefix: str) -> int:
+        """Make every entry under ``prefix`` (``campaigns`` covers ``campaigns:...``)
+        a miss for every process; returns how many entries were deleted.
+
+        Costs in proportion to those entries (no SCAN). Prefixes deeper than
+        ``PREFIX_DEPTH`` separators are not tracked and raise ``ValueError``.
+        """
+        sep = self.key_separator
+        prefix = str(prefix).rstrip(sep)
+        if not prefix:
+            raise ValueError("an empty prefix would be everything: use clear()")
+        if prefix.count(sep) + 1 > self._prefix_depth:
+            raise ValueError(
+                f"prefix {prefix!r} is deeper than PREFIX_DEPTH={self._prefix_depth}; "
+                "raise PREFIX_DEPTH or use delete_pattern()"
+            )
+        return self._invalidate([index.index_key(self._index_head, sep, index.PREFIX, prefix)])
+
+    def invalidate_tags(self, *tags: str) -> int:
+        """Make every entry written with any of ``tags`` a miss; returns how many went."""
+        sep = self.key_separator
+        head = self._index_head
+        return self._invalidate([index.index_key(head, sep, index.TAG, str(t)) for t in tags])
+
+    async def ainvalidate_prefix(self, prefix: str) -> int:
+        return await sync_to_async(self.invalidate_prefix, thread_sensitive=False)(prefix)
+
+    async def ainvalidate_tags(self, *tags: str) -> int:
+        return await sync_to_async(self.invalidate_tags, thread_sensitive=False)(*tags)
+
+    @degrades(0)
+    def _invalidate(self, indexes: list[str]) -> int:
+        if self._fallback is not None:
+            self._fallback.clear()
+        redis = self._redis
+        members: list[bytes] = []
+        for name in indexes:
+            members += index.take_members(self._take_script, redis, name, self.key_separator)
+        if not members:
+            return 0
+        deleted = self._mode.delete_keys(index.unique(members))
+        self._counters.deletes += deleted
+        return deleted
+
     @degrades(False)
     def clear(self) -> bool:
         """Delete this alias's keys: only those under its ``KEY_PREFIX`` when it
@@ -763,11 +890,18 @@ class RedisCache(StructuresMixin, BaseCache):
 
         counters = self._counters
         key = self._stats_key
+        breaker = self._breaker
+
+        def read_shared() -> Any:
+            if breaker.opened_at:  # circuit open: no network, this process's counts only
+                raise CircuitOpen("circuit open")
+            return self._redis.hgetall(key)
+
         result: dict[str, Any] = {
             "alias": self.alias,
             "mode": self.options.mode,
             "location": self.options.safe_location,
-            **stats_module.totals(counters, lambda: self._redis.hgetall(key)),
+            **stats_module.totals(counters, read_shared),
             "circuit": self._breaker.state,
             "local_fallback_entries": None if self._fallback is None else len(self._fallback),
         }

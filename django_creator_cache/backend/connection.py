@@ -20,6 +20,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
+from redis.sentinel import SentinelManagedConnection
 
 from .options import BackendOptions
 
@@ -36,11 +37,28 @@ class _PoolPerConfig:
     _pools: dict[str, Any]
 
     def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
-        key = repr(sorted((k, repr(v)) for k, v in params.items()))
+        # CONNECTION_POOL_KWARGS (the retry policy, max_connections) are parameters too:
+        # two aliases differing only there must not share the first one's pool.
+        every = {**params, **self.pool_cls_kwargs}  # type: ignore[attr-defined]
+        key = repr(sorted((k, repr(v)) for k, v in every.items()))
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = self.get_connection_pool(params)  # type: ignore[attr-defined]
         return pool
+
+
+class SentinelPrimaryConnection(SentinelManagedConnection):
+    """Asks the sentinels for the primary on every reconnect, retries included.
+
+    redis-py reconnects a dropped connection inside its retry loop with the address it
+    had (redis/redis-py#3874): after a failover, or a READONLY reply from a demoted
+    primary, every retry went back to the old primary and the call failed.
+    """
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()  # type: ignore[no-untyped-call]  # asks the sentinels, like the pool
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
 
 class _Factory(_PoolPerConfig, ConnectionFactory):  # type: ignore[misc]
@@ -78,6 +96,8 @@ def _factory_options(options: BackendOptions) -> dict[str, Any]:
     }
     if options.max_connections:
         pool_kwargs["max_connections"] = options.max_connections
+    if options.mode == "sentinel" and urlsplit(options.urls[0]).scheme == "redis":
+        pool_kwargs["connection_class"] = SentinelPrimaryConnection
     pool_kwargs.update(options.raw.get("CONNECTION_POOL_KWARGS") or {})
     factory_options: dict[str, Any] = {
         "SOCKET_TIMEOUT": options.command_timeout or None,

@@ -24,7 +24,7 @@ KNOWN_OPTIONS = frozenset(
         "COMPRESS", "COMPRESS_MIN_LENGTH", "COMPRESSOR", "CONNECTION_POOL_CLASS",
         "CONNECTION_POOL_KWARGS", "IGNORE_EXCEPTIONS", "KEY_SEPARATOR", "LOCAL_FALLBACK",
         "LOCAL_FALLBACK_SIZE", "MAX_CONNECTIONS", "MAX_KEY_LENGTH", "MODE", "PARSER_CLASS",
-        "PASSWORD", "PICKLE_VERSION", "REDIS_CLIENT_KWARGS", "RETRY_ATTEMPTS", "RETRY_DELAY",
+        "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS", "RETRY_ATTEMPTS", "RETRY_DELAY",
         "REVERSE_KEY_FUNCTION", "SENTINEL_KWARGS", "SENTINELS", "SERIALIZER",
         "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL", "STRICT",
         "USERNAME",
@@ -92,6 +92,7 @@ class BackendOptions:
     circuit_cooldown: float = 5.0
     local_fallback: bool = False
     local_fallback_size: int = 1000
+    prefix_depth: int = 4
     max_connections: int | None = None
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +165,7 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
         local_fallback_size=int(
             _number(options, "LOCAL_FALLBACK_SIZE", "CACHE_LOCAL_FALLBACK_SIZE", 1)
         ),
+        prefix_depth=int(_number(options, "PREFIX_DEPTH", "CACHE_PREFIX_DEPTH")),
         max_connections=max_connections,
         sentinels=sentinels,
         sentinel_kwargs=dict(options.get("SENTINEL_KWARGS") or {}),

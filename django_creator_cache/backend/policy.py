@@ -45,6 +45,9 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+# On a Cluster these concern one node, whose slots redis-py re-routed (see ``RedisCache._fail``).
+CLUSTER_NODE_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

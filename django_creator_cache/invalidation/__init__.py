@@ -1,0 +1,1 @@
+"""Invalidation by prefix and by tag, without scanning the keyspace."""

@@ -1,0 +1,79 @@
+"""Who a limit counts: the key functions ``"ip"``, ``"user"``, ``"user_or_ip"``,
+``"header:<Name>"``, ``"get:<field>"``, or a callable ``(request) -> str | None``.
+
+A key function returns the identity to count under, or None when the limit does not apply
+to this request (``"user"`` on an anonymous request: pair it with an ``"ip"`` limit, or use
+``"user_or_ip"``). A missing header or query field is an identity too (an empty one), so
+leaving it out does not escape the limit. Header and query values are hashed: API keys and
+tokens never appear in Redis key names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import partial
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+
+from .client_ip import client_ip, ip_group
+
+KeyFunc = Callable[[HttpRequest], str | None]
+KeySpec = str | KeyFunc
+
+
+def ip_key(request: HttpRequest) -> str:
+    return f"ip:{ip_group(client_ip(request))}"
+
+
+def user_key(request: HttpRequest) -> str | None:
+    try:
+        user = request.user
+    except AttributeError:
+        raise ImproperlyConfigured(
+            "rate_limited(key='user') needs request.user: add "
+            "django.contrib.auth.middleware.AuthenticationMiddleware"
+        ) from None
+    if not user.is_authenticated:
+        return None
+    return f"user:{user.pk}"
+
+
+def user_or_ip_key(request: HttpRequest) -> str:
+    return user_key(request) or ip_key(request)
+
+
+def header_key(meta_name: str, request: HttpRequest) -> str:
+    return f"{meta_name}:{_digest(str(request.META.get(meta_name, '')))}"
+
+
+def get_key(field: str, request: HttpRequest) -> str:
+    return f"get:{field}:{_digest(request.GET.get(field, ''))}"
+
+
+def _digest(value: str) -> str:
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+
+
+_NAMED: dict[str, KeyFunc] = {"ip": ip_key, "user": user_key, "user_or_ip": user_or_ip_key}
+
+
+def resolve_key(spec: KeySpec) -> KeyFunc:
+    """The key function for a ``key=`` argument; raises ValueError for an unknown name."""
+    if callable(spec):
+        return spec
+    if spec in _NAMED:
+        return _NAMED[spec]
+    kind, _, name = spec.partition(":")
+    if kind == "header" and name:
+        meta = name.upper().replace("-", "_")
+        if meta not in ("CONTENT_TYPE", "CONTENT_LENGTH"):  # the two without HTTP_ in META
+            meta = f"HTTP_{meta}"
+        return partial(header_key, meta)
+    if kind == "get" and name:
+        return partial(get_key, name)
+    raise ValueError(
+        f"unknown rate-limit key {spec!r}: use 'ip', 'user', 'user_or_ip', "
+        "'header:<Name>', 'get:<field>' or a callable (request) -> str | None"
+    )

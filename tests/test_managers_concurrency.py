@@ -1,0 +1,34 @@
+"""Concurrent view-tracking increments from several processes add up exactly."""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any
+
+from django_creator_cache.managers import managers
+from tests.conftest import Target
+
+PROCESSES = 4
+ADDS = 250
+
+
+def _add_views(barrier: Any) -> None:
+    views = managers("default").view_tracking
+    barrier.wait(timeout=30)
+    for _ in range(ADDS):
+        if views.add(7, 9, views=1, likes=2) is None:
+            raise SystemExit(3)  # not counted: Redis failed
+
+
+def test_increments_from_four_processes_sum_exactly(target: Target) -> None:
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(PROCESSES)
+    procs = [ctx.Process(target=_add_views, args=(barrier,)) for _ in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0] * PROCESSES
+    totals = managers("default").view_tracking.get(7, 9)
+    assert totals is not None
+    assert (totals.views, totals.likes) == (PROCESSES * ADDS, 2 * PROCESSES * ADDS)

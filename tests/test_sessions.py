@@ -1,0 +1,123 @@
+"""``SESSION_ENGINE = "django_creator_cache.sessions"`` on real servers, all three modes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.base import UpdateError
+from django.test import Client
+
+from django_creator_cache.managers import managers
+from django_creator_cache.sessions import SessionStore
+from tests.conftest import Target
+
+
+@pytest.fixture(autouse=True)
+def engine(target: Target, settings: Any) -> None:
+    settings.SESSION_ENGINE = "django_creator_cache.sessions"
+    settings.SESSION_CACHE_ALIAS = "default"
+
+
+def test_save_load_exists_delete(cache: Any) -> None:
+    store = SessionStore()
+    store["cart"] = [1, 2]
+    store.save()
+    key = store.session_key
+    assert key is not None and store.exists(key)
+    again = SessionStore(key)
+    assert again["cart"] == [1, 2]
+    again["cart"] = [3]
+    again.save()
+    assert SessionStore(key)["cart"] == [3]
+    again.delete()
+    assert not store.exists(key)
+    assert SessionStore(key).load() == {}  # gone: an empty session, not an error
+    assert SessionStore("no-such-key-0123456789abcdef").load() == {}
+
+
+def test_update_of_a_deleted_session_raises_update_error(cache: Any) -> None:
+    store = SessionStore()
+    store["a"] = 1
+    store.save()
+    SessionStore(store.session_key).delete()
+    store["a"] = 2
+    with pytest.raises(UpdateError):  # SessionMiddleware turns this into SessionInterrupted
+        store.save()
+
+
+def test_sessions_live_for_the_session_ttl_policy(cache: Any, settings: Any) -> None:
+    settings.CACHE_TTL_SESSION = 1234
+    store = SessionStore()
+    store["a"] = 1
+    store.save()
+    entry = managers().sessions._store.entry_key(store.session_key)
+    assert 1_229_000 < cache.get_client().pttl(entry) <= 1_234_000
+    assert store.get_expiry_age() == 1234
+    store.set_expiry(60)  # a per-session expiry still wins
+    store.save()
+    assert 55_000 < cache.get_client().pttl(entry) <= 60_000
+
+
+def test_cycle_key_and_flush_keep_the_user_index_true(cache: Any) -> None:
+    store = SessionStore()
+    store[SESSION_KEY] = "5"
+    store.save()
+    first = store.session_key
+    assert SessionStore.user_session_keys(5) == [first]
+    store.cycle_key()
+    assert store.session_key != first
+    assert SessionStore.user_session_keys(5) == [store.session_key]
+    store.flush()  # logout
+    assert SessionStore.user_session_keys(5) == []
+
+
+@pytest.mark.django_db
+def test_log_out_this_user_everywhere(cache: Any) -> None:
+    user = User.objects.create_user("ada")
+    other = User.objects.create_user("bob")
+    laptop, phone, bobs = Client(), Client(), Client()
+    laptop.force_login(user)
+    phone.force_login(user)
+    bobs.force_login(other)
+    keys = sorted(SessionStore.user_session_keys(user.pk))
+    assert keys == sorted([laptop.session.session_key, phone.session.session_key])
+    assert laptop.session[SESSION_KEY] == str(user.pk)
+
+    assert SessionStore.delete_user_sessions(user.pk) == 2
+    assert SESSION_KEY not in laptop.session and SESSION_KEY not in phone.session
+    assert bobs.session[SESSION_KEY] == str(other.pk)
+    assert SessionStore.user_session_keys(user.pk) == []
+
+
+def test_expired_sessions_leave_the_index(cache: Any) -> None:
+    store = SessionStore()
+    store[SESSION_KEY] = "8"
+    store.set_expiry(1)
+    store.save()
+    keeper = SessionStore()
+    keeper[SESSION_KEY] = "8"
+    keeper.save()
+    assert len(SessionStore.user_session_keys(8)) == 2
+    time.sleep(1.1)
+    assert SessionStore.user_session_keys(8) == [keeper.session_key]
+    SessionStore.clear_expired()  # a no-op: nothing to sweep
+
+
+def test_async_session_methods(cache: Any) -> None:
+    async def scenario() -> None:
+        store = SessionStore()
+        await store.aset("n", 1)
+        await store.asave()
+        key = store.session_key
+        assert key is not None and await store.aexists(key)
+        loaded = SessionStore(key)
+        assert await loaded.aget("n") == 1
+        await loaded.adelete()
+        assert not await store.aexists(key)
+
+    asyncio.run(scenario())
