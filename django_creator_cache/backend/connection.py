@@ -17,7 +17,7 @@ import redis
 from django_redis.pool import ConnectionFactory, SentinelConnectionFactory
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from redis.sentinel import SentinelManagedConnection
@@ -115,6 +115,14 @@ def _factory_options(options: BackendOptions) -> dict[str, Any]:
     return factory_options
 
 
+class _Cluster(RedisCluster):
+    """``RedisCluster`` that does not resend a command that timed out: it may have
+    run (an INCR sent again would count twice), and a slow node must cost one
+    timeout, not several. Connection errors and CLUSTERDOWN are still retried."""
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+
+
 def _cluster(options: BackendOptions) -> RedisCluster:
     nodes = []
     for url in options.urls:
@@ -133,7 +141,7 @@ def _cluster(options: BackendOptions) -> RedisCluster:
     if options.max_connections:
         kwargs["max_connections"] = options.max_connections
     kwargs.update(options.raw.get("CLUSTER_KWARGS") or {})
-    return RedisCluster(**kwargs)
+    return _Cluster(**kwargs)
 
 
 def _config_key(options: BackendOptions) -> tuple[Any, ...]:
