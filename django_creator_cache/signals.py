@@ -24,6 +24,7 @@ _DERIVED = (
     "_prefix_depth",
     "_index_head",
     "_take_script",
+    "_tracked_roots",
 )
 
 

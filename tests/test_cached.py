@@ -231,3 +231,29 @@ def test_keys_are_the_same_in_another_process() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == here
+
+
+def test_cached_results_join_their_tags_and_prefix(cache: Any) -> None:
+    from django_creator_cache.cache_aside import cached
+
+    calls: list[int] = []
+
+    @cached(ttl=60, prefix="tagged-stats", tags=lambda pk: [f"campaign:{pk}"])
+    def stats(pk: int) -> int:
+        calls.append(pk)
+        return pk * 10
+
+    assert stats(1) == 10 and stats(2) == 20 and stats(1) == 10
+    assert calls == [1, 2]
+    assert cache.invalidate_tags("campaign:1") == 1
+    assert stats(1) == 10 and stats(2) == 20
+    assert calls == [1, 2, 1]
+    assert cache.invalidate_prefix("tagged-stats") == 2
+    stats(2)
+    assert calls == [1, 2, 1, 2]
+
+
+def test_get_or_set_tags(cache: Any) -> None:
+    assert cache.get_or_set("gos:1", lambda: "v", 60, tags=["gos-tag"]) == "v"
+    assert cache.invalidate_tags("gos-tag") == 1
+    assert cache.get("gos:1") is None

@@ -8,7 +8,18 @@ from typing import Any
 
 import pytest
 
+from django_creator_cache.invalidation import index, track_prefixes
 from tests.conftest import Target
+
+ROOTS = {"campaigns", "dashboard", "p", "q", "lists", "forever", "async", "hot", "short", "a"}
+
+
+@pytest.fixture(autouse=True)
+def _tracked_roots() -> Any:
+    """Declare the prefixes these tests invalidate, as an app's ready() would."""
+    track_prefixes(*ROOTS)
+    yield
+    index.declared_roots.difference_update(ROOTS)
 
 
 def raw(cache: Any) -> Any:
@@ -131,4 +142,39 @@ def test_prefix_tracking_can_be_turned_off(settings: Any, redis_server: Any) -> 
     assert redis_server.commandstats().get("zadd", 0) == delta_before
     with pytest.raises(ValueError):
         cache.invalidate_prefix("a")
+    cache.clear()
+
+
+def test_untracked_prefixes_cost_a_plain_set_and_refuse_invalidation(target: Target) -> None:
+    cache = target.cache
+    cache.get("warm")
+    # Only SETs (a Cluster's replica counts the replicated one as well).
+    assert set(target.count_commands(lambda: cache.set("untracked:1", "v"))) == {"set"}
+    with pytest.raises(ValueError, match="not tracked"):
+        cache.invalidate_prefix("untracked")
+    assert cache.get("untracked:1") == "v"
+
+
+def test_tracking_every_prefix_by_option(settings: Any, redis_server: Any) -> None:
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_creator_cache.backend.RedisCache",
+            "LOCATION": redis_server.url,
+            "KEY_PREFIX": "trackall",
+            "OPTIONS": {"INVALIDATION_PREFIXES": "*"},
+        }
+    }
+    cache = caches["default"]
+    cache.set("anything:1", 1)
+    cache.set("anything:deeper:2", 2)
+    assert cache.invalidate_prefix("anything") == 2
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "OPTIONS": {"INVALIDATION_PREFIXES": ["only"]}}
+    }
+    cache = caches["default"]
+    cache.set("only:1", 1)
+    assert cache.invalidate_prefix("only") == 1
+    assert not cache.tracks_prefix("anything")
     cache.clear()

@@ -24,13 +24,13 @@ from redis.exceptions import NoScriptError, ResponseError
 from .. import stats as stats_module
 from ..cache_aside import single_flight
 from ..exceptions import CacheUnavailable, CircuitOpen, CorruptValue
+from ..invalidation import index
 from ..keys import KeyManager, encodable, glob_escape, shorten
 from ..ttl import parse_ttl, policy
 from . import connection
 from . import options as options_module
 from .circuit import CircuitBreaker, breaker_for
 from .codec import Codec, load_compressor, load_serializer
-from ..invalidation import index
 from .fallback import LocalFallback
 from .modes import SingleMode, mode_for
 from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS, degrades
@@ -156,18 +156,38 @@ class RedisCache(StructuresMixin, BaseCache):
     def _take_script(self) -> Any:
         return self._redis.register_script(index.TAKE_SCRIPT)
 
+    @cached_property
+    def _tracked_roots(self) -> frozenset[str]:
+        roots = self.options.invalidation_prefixes
+        return frozenset((roots,) if isinstance(roots, str) else roots)
+
+    def tracks_prefix(self, prefix: str) -> bool:
+        """Whether writes under ``prefix`` are indexed for ``invalidate_prefix``.
+
+        Top-level prefixes are declared in ``OPTIONS["INVALIDATION_PREFIXES"]``
+        (``"*"`` for all) or with ``track_prefixes()``; ``invalidate_on`` and
+        ``cache_response`` declare theirs. Others cost a plain ``SET``.
+        """
+        if not self._prefix_depth:
+            return False
+        root = str(prefix).split(self.key_separator, 1)[0]
+        roots = self._tracked_roots
+        return root in roots or "*" in roots or root in index.declared_roots
+
     def _indexes(self, key: Any, tags: Iterable[str] | None) -> list[str]:
-        """Index keys a write of ``key`` joins: one per prefix of it, one per tag."""
+        """Index keys a write of ``key`` joins: one per tracked prefix, one per tag."""
         sep = self.key_separator
         text = key if type(key) is str else str(key)
-        if not tags and (sep not in text or not self._prefix_depth):
-            return []
-        head = self._index_head
-        names = [
-            index.index_key(head, sep, index.PREFIX, prefix)
-            for prefix in index.ancestors(text, sep, self._prefix_depth)
-        ]
-        names += [index.index_key(head, sep, index.TAG, str(tag)) for tag in tags or ()]
+        names = []
+        if sep in text and self.tracks_prefix(text):
+            head = self._index_head
+            names = [
+                index.index_key(head, sep, index.PREFIX, prefix)
+                for prefix in index.ancestors(text, sep, self._prefix_depth)
+            ]
+        if tags:
+            head = self._index_head
+            names += [index.index_key(head, sep, index.TAG, str(tag)) for tag in tags]
         return names
 
     @cached_property
@@ -710,6 +730,12 @@ class RedisCache(StructuresMixin, BaseCache):
         prefix = str(prefix).rstrip(sep)
         if not prefix:
             raise ValueError("an empty prefix would be everything: use clear()")
+        if not self.tracks_prefix(prefix):
+            raise ValueError(
+                f"prefix {prefix.split(sep, 1)[0]!r} is not tracked: declare it in "
+                "OPTIONS['INVALIDATION_PREFIXES'] or with track_prefixes() at start-up "
+                "(or use delete_pattern(), which scans)"
+            )
         if prefix.count(sep) + 1 > self._prefix_depth:
             raise ValueError(
                 f"prefix {prefix!r} is deeper than PREFIX_DEPTH={self._prefix_depth}; "

@@ -21,13 +21,13 @@ MODES = ("single", "sentinel", "cluster")
 KNOWN_OPTIONS = frozenset(
     {
         "ALIAS", "CIRCUIT_COOLDOWN", "CIRCUIT_FAILURES", "CLUSTER", "CLUSTER_KWARGS",
-        "COMPRESS", "COMPRESS_MIN_LENGTH", "COMPRESSOR", "CONNECTION_POOL_CLASS",
-        "CONNECTION_POOL_KWARGS", "IGNORE_EXCEPTIONS", "KEY_SEPARATOR", "LOCAL_FALLBACK",
-        "LOCAL_FALLBACK_SIZE", "MAX_CONNECTIONS", "MAX_KEY_LENGTH", "MODE", "PARSER_CLASS",
-        "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS", "RETRY_ATTEMPTS", "RETRY_DELAY",
-        "REVERSE_KEY_FUNCTION", "SENTINEL_KWARGS", "SENTINELS", "SERIALIZER",
-        "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL", "STRICT",
-        "USERNAME",
+        "COMPRESS", "COMPRESSOR", "COMPRESS_MIN_LENGTH", "CONNECTION_POOL_CLASS",
+        "CONNECTION_POOL_KWARGS", "IGNORE_EXCEPTIONS", "INVALIDATION_PREFIXES", "KEY_SEPARATOR",
+        "LOCAL_FALLBACK", "LOCAL_FALLBACK_SIZE", "MAX_CONNECTIONS", "MAX_KEY_LENGTH", "MODE",
+        "PARSER_CLASS", "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS",
+        "RETRY_ATTEMPTS", "RETRY_DELAY", "REVERSE_KEY_FUNCTION", "SENTINELS", "SENTINEL_KWARGS",
+        "SERIALIZER", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL",
+        "STRICT", "USERNAME",
     }
 )  # fmt: skip
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -93,6 +93,7 @@ class BackendOptions:
     local_fallback: bool = False
     local_fallback_size: int = 1000
     prefix_depth: int = 4
+    invalidation_prefixes: tuple[str, ...] | str = ()
     max_connections: int | None = None
     sentinels: list[tuple[str, int]] = field(default_factory=list)
     sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +105,16 @@ class BackendOptions:
     def safe_location(self) -> str:
         """Connection URLs without credentials, for logs, pages and stats."""
         return ",".join(redact(u) for u in self.urls)
+
+
+def _roots(value: Any) -> tuple[str, ...] | str:
+    if value == "*":
+        return "*"
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise ImproperlyConfigured(
+            'CACHES OPTIONS INVALIDATION_PREFIXES must be a list of prefixes or "*"'
+        )
+    return tuple(value)
 
 
 def _mode(options: dict[str, Any]) -> str:
@@ -166,6 +177,7 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
             _number(options, "LOCAL_FALLBACK_SIZE", "CACHE_LOCAL_FALLBACK_SIZE", 1)
         ),
         prefix_depth=int(_number(options, "PREFIX_DEPTH", "CACHE_PREFIX_DEPTH")),
+        invalidation_prefixes=_roots(options.get("INVALIDATION_PREFIXES", ())),
         max_connections=max_connections,
         sentinels=sentinels,
         sentinel_kwargs=dict(options.get("SENTINEL_KWARGS") or {}),

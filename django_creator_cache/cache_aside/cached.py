@@ -23,6 +23,7 @@ from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .. import conf
+from ..invalidation.index import track_prefixes
 from ..ttl import TTLLike, parse_ttl
 from ..ttl import policy as ttl_policy
 from . import single_flight
@@ -54,6 +55,7 @@ class CachedFunction(Generic[P, R]):
         functools.update_wrapper(self, func)
         self.func = func
         self.prefix = prefix or f"{func.__module__}.{func.__qualname__}"
+        track_prefixes(self.prefix.split(":", 1)[0])
         self.alias = alias
         self.version = version
         self.tags = tags
@@ -68,7 +70,8 @@ class CachedFunction(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         cache = caches[self.alias]
         key = self._key(cache, args, kwargs)
-        return cast(R, self._get_or_set(cache, key, functools.partial(self.func, *args, **kwargs)))
+        compute = functools.partial(self.func, *args, **kwargs)
+        return cast(R, self._get_or_set(cache, key, compute, self.tags_for(*args, **kwargs)))
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         return self if instance is None else BoundCached(self, instance)
@@ -83,7 +86,7 @@ class CachedFunction(Generic[P, R]):
         return bool(cache.delete(self._key(cache, args, kwargs), version=self.version))
 
     def tags_for(self, *args: P.args, **kwargs: P.kwargs) -> tuple[str, ...]:
-        """The tags of this call. Stored only: tag invalidation comes with that feature."""
+        """The tags the cached result of this call joins (``cache.invalidate_tags``)."""
         tags = self.tags(*args, **kwargs) if callable(self.tags) else self.tags
         return tuple(tags)
 
@@ -105,12 +108,14 @@ class CachedFunction(Generic[P, R]):
             part = digest(arguments)
         return f"{self.prefix}{getattr(cache, 'key_separator', ':')}{part}"
 
-    def _get_or_set(self, cache: BaseCache, key: str, compute: Callable[[], Any]) -> Any:
+    def _get_or_set(
+        self, cache: BaseCache, key: str, compute: Callable[[], Any], tags: tuple[str, ...]
+    ) -> Any:
         from ..backend.cache import RedisCache  # the backend imports this package
 
         if isinstance(cache, RedisCache):
             return single_flight.get_or_set(
-                cache, key, compute, self.timeout, self.version, **self._flight
+                cache, key, compute, self.timeout, self.version, tags=tags, **self._flight
             )
         # Another backend: Django's get_or_set (no single flight there).
         return cache.get_or_set(key, compute, self.timeout, version=self.version)
@@ -135,7 +140,9 @@ class AsyncCachedFunction(CachedFunction[P, R]):
         key = self._key(cache, args, kwargs)
         coroutine_function = cast(Callable[..., Awaitable[Any]], self.func)
         compute = functools.partial(async_to_sync(coroutine_function), *args, **kwargs)
-        return await sync_to_async(self._get_or_set, thread_sensitive=False)(cache, key, compute)
+        tags = self.tags_for(*args, **kwargs)
+        get_or_set = sync_to_async(self._get_or_set, thread_sensitive=False)
+        return await get_or_set(cache, key, compute, tags)
 
 
 class BoundCached:
@@ -213,8 +220,9 @@ def cached(
     cache's default timeout. ``prefix``: start of every key (default: the
     function's dotted path). ``key``: a function of the call's arguments giving
     the key part (a str is used as is, anything else is hashed). ``tags``:
-    strings, or a function of the arguments giving them; stored on the wrapper
-    (``tags_for``) for tag invalidation, which acts on them once it exists.
+    strings, or a function of the arguments giving them: the cached result
+    joins them, so ``cache.invalidate_tags(tag)`` drops it. Keys live under
+    ``prefix``, which is tracked so ``cache.invalidate_prefix(prefix)`` works.
     ``alias``: the ``CACHES`` entry. ``single_flight``, ``early_refresh``,
     ``jitter``, ``lock_timeout``, ``wait_timeout``: as for ``get_or_set``.
     The wrapper gains ``invalidate(*args, **kwargs)`` and ``key_for(...)``.

@@ -19,7 +19,7 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -55,6 +55,7 @@ def get_or_set(
     wait_timeout: TTLLike = None,
     early_refresh: TTLLike = None,
     jitter: float | None = None,
+    tags: Iterable[str] | None = None,
 ) -> Any:
     """The value of ``key``; on a miss, ``default`` (called if callable) stored and returned.
 
@@ -62,21 +63,24 @@ def get_or_set(
     processes; ``lock_timeout``/``wait_timeout`` override ``CACHE_LOCK_TIMEOUT``
     and ``CACHE_LOCK_WAIT``. ``early_refresh``: seconds before expiry when one
     caller recomputes. ``jitter``: add up to this fraction of the timeout, at
-    random, so keys written together do not expire together.
+    random, so keys written together do not expire together. ``tags``: the
+    stored value joins them (see ``invalidate_tags``).
     """
     if early_refresh is None:
         value = cache.get(key, _MISSING, version=version)
     else:
-        value = _early(cache, key, default, timeout, version, early_refresh, jitter, lock_timeout)
+        value = _early(
+            cache, key, default, timeout, version, early_refresh, jitter, lock_timeout, tags
+        )
     if value is not _MISSING:
         return value
     if not callable(default):
         # Nothing to compute: Django's behaviour.
-        return _add(cache, key, default, timeout, version)
+        return _add(cache, key, default, timeout, version, tags)
     ttl = _jittered(cache, timeout, jitter)
     if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
-        return _add(cache, key, default(), ttl, version)
-    return _fill(cache, key, default, ttl, version, lock_timeout, wait_timeout)
+        return _add(cache, key, default(), ttl, version, tags)
+    return _fill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags)
 
 
 async def aget_or_set(
@@ -95,8 +99,15 @@ async def aget_or_set(
     return await call(cache, key, default, timeout, version, **options)
 
 
-def _add(cache: RedisCache, key: Any, value: Any, timeout: Any, version: int | None) -> Any:
-    cache.add(key, value, timeout, version)
+def _add(
+    cache: RedisCache,
+    key: Any,
+    value: Any,
+    timeout: Any,
+    version: int | None,
+    tags: Iterable[str] | None,
+) -> Any:
+    cache.add(key, value, timeout, version, tags=tags)
     # Another caller may have added first: return what is stored (Django's contract).
     return cache.get(key, value, version=version)
 
@@ -109,6 +120,7 @@ def _fill(
     version: int | None,
     lock_timeout: TTLLike,
     wait_timeout: TTLLike,
+    tags: Iterable[str] | None,
 ) -> Any:
     """The miss path: compute under the lock, or wait for whoever holds it."""
     full = cache.make_key(key, version)
@@ -120,14 +132,14 @@ def _fill(
     if not lock.held:
         # Redis is unavailable, or we waited long enough: compute without the lock.
         value = compute()
-        cache.add(key, value, ttl, version)
+        cache.add(key, value, ttl, version, tags=tags)
         return value
     try:
         # Someone may have stored it between our miss and our lock.
         value = _peek(cache, full)
         if value is _MISSING:
             value = compute()
-            cache.set(key, value, ttl, version)
+            cache.set(key, value, ttl, version, tags=tags)
         return value
     finally:
         lock.release()
@@ -157,6 +169,7 @@ def _early(
     early_refresh: TTLLike,
     jitter: float | None,
     lock_timeout: TTLLike,
+    tags: Iterable[str] | None,
 ) -> Any:
     """A read that also refreshes the value when it expires within ``early_refresh``."""
     full = cache.make_key(key, version)
@@ -179,7 +192,7 @@ def _early(
     if lock.acquire():
         try:
             value = default()
-            cache.set(key, value, _jittered(cache, timeout, jitter), version)
+            cache.set(key, value, _jittered(cache, timeout, jitter), version, tags=tags)
         finally:
             lock.release()
     return value

@@ -22,6 +22,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+# Top-level prefixes declared in code (``track_prefixes``), for every alias.
+declared_roots: set[str] = set()
+
 PREFIX = "p"
 TAG = "t"
 # One write in this many also prunes expired members from the indexes it touches.
@@ -35,6 +38,14 @@ redis.call('DEL', KEYS[1], KEYS[2])
 for _, key in ipairs(kept) do live[#live + 1] = key end
 return live
 """
+
+
+def track_prefixes(*roots: str) -> None:
+    """Index writes under these top-level prefixes so they can be invalidated.
+
+    Call it at start-up (``AppConfig.ready``) in every process that writes.
+    """
+    declared_roots.update(str(root) for root in roots)
 
 
 def ancestors(key: str, separator: str, depth: int) -> list[str]:

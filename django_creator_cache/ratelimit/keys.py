@@ -45,7 +45,7 @@ def user_or_ip_key(request: HttpRequest) -> str:
 
 
 def header_key(meta_name: str, request: HttpRequest) -> str:
-    return f"{meta_name}:{_digest(str(request.META.get(meta_name, '')))}"
+    return f"header:{meta_name}:{_digest(str(request.META.get(meta_name, '')))}"
 
 
 def get_key(field: str, request: HttpRequest) -> str:

@@ -1,0 +1,302 @@
+"""``cache_response``: whole responses of function and class-based views, sync and async.
+
+A hit is one ``GET`` and nothing else (Django's ``cache_page`` reads a header
+key, then the page). A miss is filled once for everyone who misses the same
+page at that moment: the first takes the page's ``ComputeLock`` (the one
+single-flight ``get_or_set`` uses) and renders, the others poll for the page.
+A render that may not be stored leaves a short ``PASS`` mark instead, so the
+waiters render on their own at once rather than queue behind the lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast, overload
+
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from .. import conf
+from ..backend.cache import RedisCache
+from ..cache_aside import ComputeLock
+from ..invalidation.index import track_prefixes
+from ..ttl import TTLLike, parse_ttl
+from . import core
+from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
+
+V = TypeVar("V", bound=Callable[..., Any])
+Render = Callable[[], HttpResponseBase]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+# Waiters poll after 5 ms, then 1.5 times longer each time, at most every 50 ms.
+_FIRST_POLL = 0.005
+_MAX_POLL = 0.05
+_BACKOFF = 1.5
+
+
+@overload
+def cache_response(view: V, /) -> V: ...
+
+
+@overload
+def cache_response(
+    view: None = None,
+    /,
+    *,
+    ttl: TTLLike | object = ...,
+    policy: str | None = ...,
+    prefix: str = ...,
+    name: str | None = ...,
+    tags: TagsLike = ...,
+    vary_on_user: bool = ...,
+    vary_on_headers: Iterable[str] = ...,
+    vary_on_query: bool | Iterable[str] = ...,
+    key_func: Callable[..., Any] | None = ...,
+    cache: str = ...,
+    statuses: Iterable[int] = ...,
+) -> Callable[[V], V]: ...
+
+
+def cache_response(
+    view: V | None = None,
+    /,
+    *,
+    ttl: TTLLike | object = DEFAULT_TIMEOUT,
+    policy: str | None = None,
+    prefix: str = "views",
+    name: str | None = None,
+    tags: TagsLike = (),
+    vary_on_user: bool = False,
+    vary_on_headers: Iterable[str] = (),
+    vary_on_query: bool | Iterable[str] = True,
+    key_func: Callable[..., Any] | None = None,
+    cache: str = "default",
+    statuses: Iterable[int] = (200,),
+) -> V | Callable[[V], V]:
+    """Cache a view's whole response; ``X-Cache`` says ``HIT``, ``MISS`` (rendered and
+    stored) or ``SKIP`` (rendered, not stored).
+
+    ``ttl`` (seconds, ``"15m"``, ``timedelta``, ``None`` = no expiry) or ``policy``
+    (a TTL policy name); neither: the cache's default timeout. Entries are
+    ``<prefix>:<name>:<hash>``, ``name`` defaulting to the view's dotted path, so
+    ``invalidate_prefix(prefix)`` or ``invalidate_prefix(f"{prefix}:{name}")``
+    drops them. ``tags``: strings, or a function ``(request, *args, **kwargs)``
+    returning them. ``vary_on_user``: one entry per user (``private``);
+    without it, requests of authenticated users neither read nor write the
+    cache. ``vary_on_headers``: request headers whose values vary the page.
+    ``vary_on_query``: the whole query string (sorted; default), ``False``, or the
+    names of the parameters that matter. ``key_func(request, *args, **kwargs)``:
+    replaces URL, query and headers in the key; returning None skips the cache.
+    ``cache``: the ``CACHES`` alias. ``statuses``: response codes that are stored.
+    """
+    if policy is not None and ttl is not DEFAULT_TIMEOUT:
+        raise TypeError("cache_response takes ttl or policy, not both")
+    if policy is not None and f"CACHE_TTL_{policy.upper()}" not in conf.DEFAULTS:
+        raise ValueError(f"cache_response: unknown TTL policy {policy!r}")
+    seconds = ttl if ttl is DEFAULT_TIMEOUT else parse_ttl(cast(TTLLike, ttl))
+    if isinstance(seconds, float) and seconds <= 0:
+        raise ValueError(f"cache_response: ttl must be positive or None, got {ttl!r}")
+    if not prefix:
+        raise ValueError("cache_response: prefix must not be empty")
+    track_prefixes(prefix.split(":", 1)[0])  # so invalidate_prefix(prefix) finds the pages
+    options = PageOptions(
+        ttl=seconds,
+        policy=policy,
+        prefix=prefix,
+        tags=(tags,) if isinstance(tags, str) else tags if callable(tags) else tuple(tags),
+        vary_on_user=vary_on_user,
+        vary_on_headers=tuple(vary_on_headers),
+        vary_on_query=vary_on_query
+        if isinstance(vary_on_query, bool)
+        else frozenset((vary_on_query,) if isinstance(vary_on_query, str) else vary_on_query),
+        key_func=key_func,
+        alias=cache,
+        statuses=frozenset(statuses),
+    )
+
+    def decorate(func: V) -> V:
+        if isinstance(func, type):
+            raise TypeError(
+                "cache_response decorates view functions: use "
+                "method_decorator(cache_response(...), name='get') on a class-based view, "
+                "or wrap MyView.as_view()"
+            )
+        view_id = name or _view_id(func)
+        if iscoroutinefunction(func):
+
+            async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                _check_request(request)
+                auser = getattr(request, "auser", None)
+                safe = request.method in _SAFE_METHODS
+                user = await auser() if auser is not None and safe else None
+                render = async_to_sync(functools.partial(func, request, *args, **kwargs))
+                respond_in_thread = sync_to_async(respond, thread_sensitive=False)
+                return await respond_in_thread(
+                    options, view_id, request, user, render, args, kwargs
+                )
+
+            return cast(V, functools.wraps(func)(async_view))
+
+        def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            _check_request(request)
+            render = functools.partial(func, request, *args, **kwargs)
+            user = getattr(request, "user", None)
+            return respond(options, view_id, request, user, render, args, kwargs)
+
+        return cast(V, functools.wraps(func)(sync_view))
+
+    if view is None:
+        return decorate
+    if not callable(view):
+        raise TypeError("cache_response takes keyword options: @cache_response(ttl=60)")
+    return decorate(view)
+
+
+def respond(
+    options: PageOptions,
+    view_id: str,
+    request: HttpRequest,
+    user: Any,
+    render: Render,
+    args: Any,
+    kwargs: Any,
+) -> HttpResponseBase:
+    """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
+    cache = caches[options.alias]
+    key = (
+        core.page_key(cache, options, view_id, request, user, args, kwargs)
+        if request.method in _SAFE_METHODS
+        else None
+    )
+    if key is None:
+        return core.mark(render(), SKIP, options)
+    value = cache.get(key)
+    hit = _served(value, options)
+    if hit is not None:
+        return hit
+    if value == PASS or request.method == "HEAD":  # HEAD reads GET's page, never writes it
+        return core.mark(render(), SKIP, options)
+    return _Fill(cache, key, options, request, args, kwargs).run(render)
+
+
+class _Fill:
+    """One miss: render under the page's lock, or wait for whoever holds it."""
+
+    def __init__(
+        self,
+        cache: BaseCache,
+        key: str,
+        options: PageOptions,
+        request: HttpRequest,
+        args: Any,
+        kwargs: Any,
+    ) -> None:
+        self.cache = cache
+        self.key = key
+        self.options = options
+        self.request = request
+        self.args = args
+        self.kwargs = kwargs
+        self.ttl = options.timeout(cache)
+        # Other backends (DummyCache in development, say) store pages, unlocked and untagged.
+        self.lock = ComputeLock(cache, key, None) if isinstance(cache, RedisCache) else None
+
+    def run(self, render: Render) -> HttpResponseBase:
+        if self.lock is not None and self.lock.acquire() is False:
+            value = self._wait(self.lock)
+            hit = _served(value, self.options)
+            if hit is not None:
+                return hit
+            if value == PASS:  # its render could not be stored: ours may differ, do not store
+                return core.mark(render(), SKIP, self.options)
+        try:
+            response = render()
+        except BaseException:
+            self._leave_pass()
+            self._release()
+            raise
+        if _deferred(response):
+            # A TemplateResponse renders after the view returns (template response
+            # middleware first): store it then. If that render raises, the lock is
+            # left to expire (CACHE_LOCK_TIMEOUT) and waiters take over after it.
+            cast(Any, response).add_post_render_callback(self.store)
+            return response
+        return self.store(response)
+
+    def store(self, response: HttpResponseBase) -> HttpResponseBase:
+        """Store ``response`` if it may be shared, mark it, and let the waiters go."""
+        try:
+            if not core.storable(self.options, self.request, response):
+                self._leave_pass()
+                return core.mark(response, SKIP, self.options)
+            entry = core.to_entry(cast(HttpResponse, response), self.ttl)
+            if isinstance(self.cache, RedisCache):
+                tags = self.options.tags_for(self.request, self.args, self.kwargs)
+                self.cache.set(self.key, entry, self.ttl, tags=tags)
+            else:
+                self.cache.set(self.key, entry, self.ttl)
+            return core.mark(response, MISS, self.options, self.ttl)
+        finally:
+            self._release()
+
+    def _wait(self, lock: ComputeLock) -> Any:
+        """Poll until the page (or ``PASS``) appears, the lock is ours, or CACHE_LOCK_WAIT ends."""
+        deadline = time.monotonic() + (parse_ttl(conf.read("CACHE_LOCK_WAIT")) or 0.0)
+        delay = _FIRST_POLL
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(delay * random.uniform(0.8, 1.2), left))
+            delay = min(delay * _BACKOFF, _MAX_POLL)
+            value = self.cache.get(self.key)
+            if value is not None or lock.acquire() is not False:
+                return value
+        return None
+
+    def _leave_pass(self) -> None:
+        if self.lock is not None and self.lock.held:
+            seconds = PASS_SECONDS if self.ttl is None else min(self.ttl, PASS_SECONDS)
+            self.cache.add(self.key, PASS, seconds)
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _served(value: Any, options: PageOptions) -> HttpResponseBase | None:
+    page = core.from_entry(value)
+    if page is None:
+        return None
+    response, remaining = page
+    return core.mark(response, HIT, options, remaining)
+
+
+def _deferred(response: HttpResponseBase) -> bool:
+    return callable(getattr(response, "add_post_render_callback", None)) and not getattr(
+        response, "is_rendered", True
+    )
+
+
+def _check_request(request: Any) -> None:
+    if not hasattr(request, "META"):
+        raise TypeError(
+            "cache_response didn't receive an HttpRequest. If you are decorating a "
+            "classmethod, be sure to use @method_decorator."
+        )
+
+
+def _view_id(view: Callable[..., Any]) -> str:
+    """The view's dotted path: its class for ``as_view()`` and for ``method_decorator``."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        return f"{view_class.__module__}.{view_class.__qualname__}"
+    # method_decorator decorates functools.partial(bound method) on every call.
+    bound = getattr(view, "func", None)
+    owner = getattr(bound, "__self__", None)
+    if owner is not None:
+        cls = type(owner)
+        return f"{cls.__module__}.{cls.__qualname__}.{getattr(bound, '__name__', 'view')}"
+    return f"{view.__module__}.{view.__qualname__}"

@@ -1,0 +1,1 @@
+"""A small app for the model-invalidation and response-cache tests: campaigns and promoters."""
