@@ -68,9 +68,9 @@ def _coerce(name: str, raw: Any, kind: type[T]) -> T:
         if kind is bool:
             text = str(raw).strip().lower()
             if text in _TRUE:
-                return True  # type: ignore[return-value]
+                return True
             if text in _FALSE:
-                return False  # type: ignore[return-value]
+                return False
             raise ValueError(text)
         if kind is int and isinstance(raw, float) and not raw.is_integer():
             raise ValueError(raw)

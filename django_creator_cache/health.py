@@ -62,7 +62,7 @@ def check(cache: RedisCache) -> dict[str, Any]:
                 start = time.perf_counter()
                 _ping(pool, timeout)
                 latencies.append((time.perf_counter() - start) * 1000)
-        except (*REDIS_ERRORS, ConnectionError) as exc:
+        except (*REDIS_ERRORS, ConnectionError) as exc:  # type: ignore[misc]
             error = f"{type(exc).__name__}: {exc}"
             continue
         return {

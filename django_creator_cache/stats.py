@@ -40,6 +40,21 @@ class Counters:
 
     __slots__ = ("_flushed", "flush_target", "last_warning", *COUNTERS)
 
+    hits: int
+    misses: int
+    sets: int
+    deletes: int
+    errors: int
+    corrupt: int
+    outages: int
+    reconnects: int
+    short_circuits: int
+    fallback_hits: int
+    ratelimit_allowed: int
+    ratelimit_blocked: int
+    ratelimit_failopen: int
+    ratelimit_failclosed: int
+
     def __init__(self) -> None:
         for name in COUNTERS:
             setattr(self, name, 0)
@@ -156,8 +171,8 @@ def totals(counters: Counters, read: Callable[[], dict[bytes, bytes]]) -> dict[s
         stored = counters.snapshot()
         shared = False
     else:
-        for name, value in counters.pending().items():
-            stored[name] += value
+        for counter, pending in counters.pending().items():
+            stored[counter] += pending
     result: dict[str, Any] = dict(stored)
     result["hit_rate"] = hit_rate(stored["hits"], stored["misses"])
     result["site_wide"] = shared

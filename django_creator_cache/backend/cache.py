@@ -385,7 +385,7 @@ class RedisCache(StructuresMixin, BaseCache):
             self._corrupt(key, exc)
             return default
 
-    def set(
+    def set(  # type: ignore[override]  # django-redis's signature: returns whether it stored
         self,
         key: Any,
         value: Any,
@@ -485,8 +485,8 @@ class RedisCache(StructuresMixin, BaseCache):
         fulls = self._make_keys(keys, version)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("get_many"):
-            found = {k: self._fallback_get(f, _MISSING) for k, f in zip(keys, fulls, strict=True)}
-            return {k: v for k, v in found.items() if v is not _MISSING}
+            local = {k: self._fallback_get(f, _MISSING) for k, f in zip(keys, fulls, strict=True)}
+            return {k: v for k, v in local.items() if v is not _MISSING}
         mode = self._mode if client is None else mode_for(client)
         try:
             values = mode.mget(fulls)
@@ -579,7 +579,7 @@ class RedisCache(StructuresMixin, BaseCache):
         self._counters.deletes += 1
         return deleted
 
-    def delete_many(
+    def delete_many(  # type: ignore[override]  # django-redis returns the count
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> int:
         full = self._make_keys(list(keys), version)
@@ -770,7 +770,7 @@ class RedisCache(StructuresMixin, BaseCache):
         return deleted
 
     @degrades(False)
-    def clear(self) -> bool:
+    def clear(self) -> bool:  # type: ignore[override]  # like Django's RedisCache.clear
         """Delete this alias's keys: only those under its ``KEY_PREFIX`` when it
         has one (safe on a shared server), else the whole database."""
         if self.key_prefix:

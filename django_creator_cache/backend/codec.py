@@ -51,7 +51,7 @@ def load_serializer(name: str, options: dict[str, Any]) -> BaseSerializer:
 def load_compressor(name: str, min_length: int, options: dict[str, Any]) -> BaseCompressor:
     compressor: BaseCompressor = import_string(resolve_path(name, COMPRESSORS))(options=options)
     # django-redis compressors read their threshold from a class attribute.
-    compressor.min_length = min_length  # type: ignore[attr-defined]
+    compressor.min_length = min_length
     return compressor
 
 
@@ -88,8 +88,8 @@ class Codec:
                 f"{self.serializer_name}: {exc}"
             ) from exc
         if self._compressor is not None:
-            return self._compressor.compress(data)
-        return data
+            data = self._compressor.compress(data)
+        return bytes(data)
 
     def decode(self, raw: bytes) -> Any:
         """Decode bytes read from Redis; raises ``CorruptValue`` on foreign data."""

@@ -34,7 +34,7 @@ class _PoolPerConfig:
     """django-redis keys its pool cache by URL only; two aliases with one URL
     and different timeouts must not share a pool, so key by every parameter."""
 
-    _pools: dict[str, Any]
+    _pools: ClassVar[dict[str, Any]]
 
     def get_or_create_connection_pool(self, params: dict[str, Any]) -> Any:
         # CONNECTION_POOL_KWARGS (the retry policy, max_connections) are parameters too:
@@ -120,7 +120,11 @@ class _Cluster(RedisCluster):
     run (an INCR sent again would count twice), and a slow node must cost one
     timeout, not several. Connection errors and CLUSTERDOWN are still retried."""
 
-    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+    ERRORS_ALLOW_RETRY = (  # type: ignore[assignment]  # a narrower tuple on purpose
+        RedisConnectionError,
+        ClusterDownError,
+        SlotNotCoveredError,
+    )
 
 
 def _cluster(options: BackendOptions) -> RedisCluster:

@@ -25,7 +25,8 @@ class SingleMode:
     name = "single"
 
     def __init__(self, client: RedisClientType) -> None:
-        self.client = client
+        # redis-py is only partly annotated, and Redis and RedisCluster differ.
+        self.client: Any = client
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         result: list[bytes | None] = self.client.execute_command("MGET", *keys)
@@ -69,7 +70,6 @@ class ClusterMode(SingleMode):
     """A Redis Cluster: per-slot MGET, per-node pipelines, scans of every primary."""
 
     name = "cluster"
-    client: RedisCluster
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         result: list[bytes | None] = self.client.mget_nonatomic(list(keys))

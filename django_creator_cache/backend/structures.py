@@ -48,11 +48,17 @@ class StructuresMixin:
     """django-redis's set, hash and sorted-set helpers for ``RedisCache``."""
 
     if TYPE_CHECKING:
-        _redis: Any
-        _codec: Codec
-        _mode: SingleMode
-        _counters: Any  # stats.Counters, whose counter attributes are set dynamically
-        options: BackendOptions
+        # Provided by RedisCache as cached properties.
+        @property
+        def _redis(self) -> Any: ...
+        @property
+        def _codec(self) -> Codec: ...
+        @property
+        def _mode(self) -> SingleMode: ...
+        @property
+        def _counters(self) -> Any: ...
+        @property
+        def options(self) -> BackendOptions: ...
 
         def make_key(self, key: Any, version: int | None = None) -> str: ...
 

@@ -87,7 +87,8 @@ def page_key(
     instead of all these), the active language and time zone, and the user.
     """
     authenticated = user is not None and bool(user.is_authenticated)
-
+    if authenticated and not options.vary_on_user:
+        return None
     if not authenticated and "HTTP_AUTHORIZATION" in request.META:
         return None
     if options.key_func is not None:
