@@ -1,9 +1,11 @@
 """The view and function decorators, thin over their cores.
 
-``cached`` (``cache_aside``), ``rate_limited`` (``ratelimit``).
+``cache_response`` (``views_cache``), ``cached`` (``cache_aside``),
+``rate_limited`` (``ratelimit``).
 """
 
 from .cache_aside import cached
 from .ratelimit import rate_limited
+from .views_cache import cache_response
 
-__all__ = ["cached", "rate_limited"]
+__all__ = ["cache_response", "cached", "rate_limited"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from django_creator_cache.backend.cache import _warned_roots
 from django_creator_cache.invalidation import index, track_prefixes
 from tests.conftest import Target
 
@@ -145,14 +146,40 @@ def test_prefix_tracking_can_be_turned_off(settings: Any, redis_server: Any) -> 
     cache.clear()
 
 
-def test_untracked_prefixes_cost_a_plain_set_and_refuse_invalidation(target: Target) -> None:
+def test_untracked_prefixes_cost_a_plain_set_and_warn_on_invalidation(
+    target: Target, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> None:
     cache = target.cache
     cache.get("warm")
-    # Only SETs (a Cluster's replica counts the replicated one as well).
-    assert set(target.count_commands(lambda: cache.set("untracked:1", "v"))) == {"set"}
-    with pytest.raises(ValueError, match="not tracked"):
-        cache.invalidate_prefix("untracked")
+    if target.mode == "cluster":
+        # Replicas replay earlier tests' writes late: count on the primary of the key.
+        node = request.getfixturevalue("redis_cluster").primary_for_key(
+            cache.make_key("untracked:1")
+        )
+        before = node.commandstats()
+        cache.set("untracked:1", "v")
+        after = node.commandstats()
+        delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+        delta.pop("info", None)
+        delta.pop("hello", None)
+    else:
+        delta = target.count_commands(lambda: cache.set("untracked:1", "v"))
+    assert delta == {"set": 1}
+    _warned_roots.discard("untracked")
+    assert cache.invalidate_prefix("untracked") == 0
+    assert cache.invalidate_prefix("untracked") == 0
+    warnings = [r for r in caplog.records if "not declared in this process" in r.getMessage()]
+    assert len(warnings) == 1
     assert cache.get("untracked:1") == "v"
+
+
+def test_a_prefix_declared_only_by_the_writers_is_still_invalidated(target: Target) -> None:
+    cache = target.cache
+    track_prefixes("writers-only")
+    cache.set("writers-only:1", "v")
+    index.declared_roots.discard("writers-only")  # the invalidating process never declared it
+    assert cache.invalidate_prefix("writers-only") == 1
+    assert cache.get("writers-only:1") is None
 
 
 def test_tracking_every_prefix_by_option(settings: Any, redis_server: Any) -> None:

@@ -49,6 +49,8 @@ _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 _MISSING = object()
 # Local fallbacks per alias and process, shared by the per-thread backends.
 _fallbacks: dict[str, LocalFallback] = {}
+# Undeclared prefixes already warned about in this process.
+_warned_roots: set[str] = set()
 # Seconds between two warnings about the same failing alias in one process.
 _WARN_EVERY = 60.0
 
@@ -730,11 +732,17 @@ class RedisCache(StructuresMixin, BaseCache):
         prefix = str(prefix).rstrip(sep)
         if not prefix:
             raise ValueError("an empty prefix would be everything: use clear()")
-        if not self.tracks_prefix(prefix):
-            raise ValueError(
-                f"prefix {prefix.split(sep, 1)[0]!r} is not tracked: declare it in "
-                "OPTIONS['INVALIDATION_PREFIXES'] or with track_prefixes() at start-up "
-                "(or use delete_pattern(), which scans)"
+        root = prefix.split(sep, 1)[0]
+        if not self.tracks_prefix(prefix) and root not in _warned_roots:
+            # Writers in other processes may track it (a view module this process
+            # never imported); say so once rather than refuse.
+            _warned_roots.add(root)
+            logger.warning(
+                "cache %r: prefix %r is not declared in this process; entries are only "
+                "invalidated if the processes that write them declare it "
+                "(OPTIONS['INVALIDATION_PREFIXES'] or track_prefixes() at start-up)",
+                self.alias,
+                root,
             )
         if prefix.count(sep) + 1 > self._prefix_depth:
             raise ValueError(

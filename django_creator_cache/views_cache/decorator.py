@@ -207,9 +207,15 @@ class _Fill:
         self.lock = ComputeLock(cache, key, None) if isinstance(cache, RedisCache) else None
 
     def run(self, render: Render) -> HttpResponseBase:
-        if self.lock is not None and self.lock.acquire() is False:
-            value = self._wait(self.lock)
+        if self.lock is not None:
+            if self.lock.acquire() is False:
+                value = self._wait(self.lock)
+            else:
+                # Whoever held the lock may have stored the page between our miss and now.
+                value = self.cache.get(self.key)
             hit = _served(value, self.options)
+            if hit is not None or value == PASS:
+                self._release()
             if hit is not None:
                 return hit
             if value == PASS:  # its render could not be stored: ours may differ, do not store

@@ -4,28 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = ()
 
-    operations = [
+    operations = (
         migrations.CreateModel(
-            name='Campaign',
+            name="Campaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('owner', models.CharField(default='', max_length=50)),
-                ('budget', models.IntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("owner", models.CharField(default="", max_length=50)),
+                ("budget", models.IntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Promoter',
+            name="Promoter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('handle', models.CharField(max_length=100)),
-                ('campaigns', models.ManyToManyField(blank=True, related_name='promoters', to='testapp.campaign')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("handle", models.CharField(max_length=100)),
+                (
+                    "campaigns",
+                    models.ManyToManyField(
+                        blank=True, related_name="promoters", to="testapp.campaign"
+                    ),
+                ),
             ],
         ),
-    ]
+    )
