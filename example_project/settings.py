@@ -1,8 +1,8 @@
 """Settings for the example project: local development only.
 
-The cache is this package's backend. With ``REDIS_URL`` (or ``REDIS_HOST``)
-set it runs on that server; otherwise on an embedded in-process fakeredis, so
-the demo needs no Redis installed.
+The cache is this package's backend, used for pages, rate limits, sessions and the
+domain managers. With ``REDIS_URL`` (or ``REDIS_HOST``) set it runs on that server;
+otherwise on an embedded in-process fakeredis, so the demo needs no Redis installed.
 """
 
 from __future__ import annotations
@@ -71,6 +71,13 @@ if redis_url_from_env():
     CACHES = {"default": cache_from_env()}
 else:
     CACHES = {"default": {"BACKEND": BACKEND, "LOCATION": embedded.start()}}
+
+# Sessions (the admin's logins) live in the cache: one day (CACHE_TTL_SESSION), and
+# SessionStore.delete_user_sessions(user_id) logs a user out everywhere.
+SESSION_ENGINE = "django_creator_cache.sessions"
+
+# Benchmarks only: lets the X-Cache-Bypass: 1 request header skip the caches of the views.
+CREATORS_ALLOW_CACHE_BYPASS = os.environ.get("EXAMPLE_ALLOW_CACHE_BYPASS", "") == "1"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the example project locally: install, migrate, create a demo admin, serve.
+# Run the example project locally: install, migrate, load the demo data, create the
+# demo admin, serve.
 #
 #   bash scripts/demo.sh                 # http://127.0.0.1:8000/
 #   PORT=8001 bash scripts/demo.sh --noreload
@@ -56,29 +57,32 @@ echo "demo: installing django-creator-cache with the embedded extra"
 
 "$PYTHON" manage.py migrate --noinput
 
-"$PYTHON" manage.py shell --verbosity 0 -c '
-from django.contrib.auth import get_user_model
-from example_project.creators.models import Campaign
+# Demo data: thousands of rows, fixed seed; skipped when already loaded.
+"$PYTHON" manage.py load_demo_data
 
-User = get_user_model()
-if not User.objects.filter(username="demo").exists():
-    User.objects.create_superuser("demo", "demo@example.com", "demo")
-    print("demo: created the admin user")
-if not Campaign.objects.exists():
-    for name, platform, budget, status in [
-        ("Ava Lens", "tiktok", "1500.00", "active"),
-        ("Noah Beats", "youtube", "4200.00", "active"),
-        ("Mia Frames", "instagram", "800.00", "draft"),
-    ]:
-        Campaign.objects.create(
-            creator_name=name, platform=platform, budget=budget, status=status
-        )
-    print("demo: added three sample campaigns")
-'
+# The demo staff user (superuser demo/demo), for local use only.
+"$PYTHON" manage.py create_demo_user
+
+# Warming only helps a cache that outlives this command: a real server, not the embedded one.
+if [[ -n "${REDIS_URL:-}${REDIS_HOST:-}" ]]; then
+    "$PYTHON" manage.py cache_warm
+fi
+
+if [[ -n "${REDIS_URL:-}${REDIS_HOST:-}" ]]; then
+    CACHE_LINE="Cache:      the Redis server of REDIS_URL/REDIS_HOST (see the banner below)"
+else
+    CACHE_LINE="Cache:      embedded in-process fakeredis (no Redis needed; data lost on exit)"
+fi
 
 cat <<EOF
 
-  Admin: http://127.0.0.1:${PORT}/admin/   user: demo   password: demo
+  Dashboard:  http://127.0.0.1:${PORT}/
+  Campaigns:  http://127.0.0.1:${PORT}/campaigns/     (curl -I twice: X-Cache MISS, then HIT)
+  API:        curl -X POST http://127.0.0.1:${PORT}/api/views/ -H 'X-Api-Key: demo' \\
+                -H 'Content-Type: application/json' -d '{"promoter": 1, "campaign": 1, "views": 1}'
+              (60 a minute per IP and per key, then 429)
+  Admin:      http://127.0.0.1:${PORT}/admin/   user: demo   password: demo
+  ${CACHE_LINE}
   (local use only: DEBUG is on and the password is public; never expose this server)
 
 EOF
