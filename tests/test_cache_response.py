@@ -326,3 +326,73 @@ def test_works_without_redis_untagged_and_unlocked(settings: Any, client: Client
     assert [fetch(client, "/page/")[0] for _ in range(2)] == ["MISS", "HIT"]
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     assert [fetch(client, "/page/")[0] for _ in range(2)] == ["MISS", "MISS"]
+
+
+# -- two users and an anonymous visitor never see each other's pages ---------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/mine/", "/anyone/"])
+def test_no_visitor_is_served_another_visitors_page_whatever_the_order(
+    cache: Any, url: str
+) -> None:
+    """Every arrival order of two logged-in users and an anonymous visitor, twice each:
+    everyone gets a page rendered for them. With ``vary_on_user`` each has their own
+    entry; without it the users neither read nor write, and the anonymous page is shared
+    by anonymous visitors only."""
+    import itertools
+
+    visitors = {"anonymous": Client()}
+    for name in ("alice", "bob"):
+        visitors[name] = Client()
+        visitors[name].force_login(User.objects.create_user(name))
+    per_user = url == "/mine/"
+    for order in itertools.permutations(visitors):
+        cache.clear()
+        for expected in ("MISS", "HIT"):
+            for name in order:
+                response = visitors[name].get(url)
+                assert response.content.decode().split()[1] == name, (order, name)
+                cached = per_user or name == "anonymous"
+                assert response["X-Cache"] == (expected if cached else "SKIP"), (order, name)
+        assert len(cache.keys(f"views:{url.strip('/')}:*")) == (3 if per_user else 1)
+
+
+def test_async_views_keep_users_apart_too(cache: Any) -> None:
+    """The async path reads the user with ``request.auser()``: the same separation."""
+    from django.contrib.auth.models import AnonymousUser
+
+    @cache_response(ttl=60, name="async-mine", vary_on_user=True)
+    async def mine(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(f"mine {(await request.auser()).get_username() or 'anonymous'}")
+
+    @cache_response(ttl=60, name="async-anyone")
+    async def anyone(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(f"hello {(await request.auser()).get_username() or 'anonymous'}")
+
+    visitors = {
+        "alice": User(pk=1, username="alice"),
+        "bob": User(pk=2, username="bob"),
+        "anonymous": AnonymousUser(),
+    }
+
+    async def visit(view: Callable[..., Any], name: str) -> tuple[str, str]:
+        request = RequestFactory().get("/")
+
+        async def auser() -> Any:
+            return visitors[name]
+
+        request.auser = auser  # type: ignore[attr-defined]  # what AuthenticationMiddleware sets
+        response = await view(request)
+        return response["X-Cache"], response.content.decode()
+
+    async def scenario() -> None:
+        for order in (("alice", "anonymous", "bob"), ("anonymous", "bob", "alice")):
+            cache.clear()
+            for expected in ("MISS", "HIT"):
+                for name in order:
+                    assert await visit(mine, name) == (expected, f"mine {name}")
+                    state = expected if name == "anonymous" else "SKIP"
+                    assert await visit(anyone, name) == (state, f"hello {name}")
+
+    asyncio.run(scenario())
