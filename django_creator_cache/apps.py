@@ -11,8 +11,9 @@ class DjangoCreatorCacheConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals, warming
+        from . import checks, history, signals, warming
 
         checks.register()
         signals.connect()
+        history.connect()  # each process's stats flusher samples the admin page's chart
         warming.autodiscover()  # <app>/cache_warmers.py register their @warmer functions

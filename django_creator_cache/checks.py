@@ -7,6 +7,7 @@ Rate limiting: ``E020`` ``RATELIMIT_TRUSTED_PROXIES``, ``E021`` ``RATELIMIT_IPV4
 ``RATELIMIT_IPV6_PREFIX``, ``E022`` ``RATELIMIT_VIEW``, ``E023`` ``RATELIMIT_CACHE``
 (see ``ratelimit.config``).
 Single flight: ``E030`` ``CACHE_LOCK_TIMEOUT`` / ``CACHE_LOCK_WAIT`` of zero.
+Admin page: ``E040`` ``CACHE_STATS_HISTORY_SIZE`` below 2 (a chart needs two samples).
 """
 
 from __future__ import annotations
@@ -124,8 +125,25 @@ def check_single_flight(**kwargs: Any) -> list[checks.CheckMessage]:
     return errors
 
 
+def check_history(**kwargs: Any) -> list[checks.CheckMessage]:
+    """The chart's capped list: ``LTRIM`` to fewer than two samples would chart nothing."""
+    try:
+        size = conf.read("CACHE_STATS_HISTORY_SIZE")
+    except ImproperlyConfigured:
+        return []  # reported as E004
+    if size < 2:
+        return [
+            checks.Error(
+                f"CACHE_STATS_HISTORY_SIZE must be at least 2 (samples kept per alias), got {size}",
+                id="django_creator_cache.E040",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(check_caches, checks.Tags.caches)
     checks.register(check_settings, checks.Tags.caches)
     checks.register(check_single_flight, checks.Tags.caches)
+    checks.register(check_history, checks.Tags.caches)
     checks.register(ratelimit_config.check_settings, checks.Tags.caches)

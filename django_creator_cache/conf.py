@@ -53,6 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_SINGLE_FLIGHT": True,
     "CACHE_LOCK_TIMEOUT": 10.0,  # a computation's lock expires after this (its holder died)
     "CACHE_LOCK_WAIT": 15.0,  # a waiter gives up waiting and computes itself after this
+    # Admin stats page and its chart (django_creator_cache.history; check E040).
+    "CACHE_STATS_HISTORY_INTERVAL": 60.0,  # seconds between two samples of an alias; 0 = off
+    "CACHE_STATS_HISTORY_SIZE": 60,  # samples kept per alias (a capped Redis list)
+    "CACHE_ADMIN_SCAN_LIMIT": 10000,  # keys SCANned per alias for the per-prefix counts
     **{f"CACHE_TTL_{name.upper()}": ttl for name, ttl in TTL_POLICY_DEFAULTS.items()},
 }
 

@@ -104,3 +104,50 @@ def server_facts(cache: RedisCache) -> dict[str, Any]:
         "uptime_seconds": min((n["uptime_seconds"] or 0 for n in nodes), default=0),
         "nodes": nodes,
     }
+
+
+def our_caches(only: list[str] | None = None) -> list[tuple[str, RedisCache]]:
+    """``(alias, backend)`` of every ``CACHES`` alias on this backend, in settings order.
+
+    With ``only``, just those aliases; a name that is not configured, or not on
+    this backend, raises ``KeyError`` with a message saying which.
+    """
+    from django.conf import settings
+    from django.core.cache import caches
+
+    from .backend.cache import RedisCache
+
+    configured = list(getattr(settings, "CACHES", {}))
+    found: list[tuple[str, RedisCache]] = []
+    for alias in only if only is not None else configured:
+        if alias not in configured:
+            raise KeyError(f"no cache alias {alias!r} in CACHES")
+        backend = caches[alias]
+        if isinstance(backend, RedisCache):
+            found.append((alias, backend))
+        elif only is not None:
+            raise KeyError(f"cache {alias!r} does not use django_creator_cache's RedisCache")
+    return found
+
+
+def public_error(error: str | None) -> str | None:
+    """Only the exception's class name of a health error: no addresses for anonymous callers."""
+    if error is None:
+        return None
+    return error.split(":", 1)[0].strip() or "error"
+
+
+def report(cache: RedisCache) -> dict[str, Any]:
+    """Health and statistics of one alias in one dict (``cache_stats``, the admin page).
+
+    The servers are only asked for their facts (INFO, DBSIZE) when the health
+    check passed, so an outage costs one bounded health check, not a timeout
+    per command.
+    """
+    health = cache.health()
+    result = cache.stats(server=bool(health["healthy"]))
+    result.setdefault("available", False)
+    result["healthy"] = health["healthy"]
+    result["latency_ms"] = health["latency_ms"]
+    result["health_error"] = health["error"]
+    return result

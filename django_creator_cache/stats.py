@@ -91,6 +91,12 @@ class _Registry:
         self._thread: threading.Thread | None = None
         self._interval = 5.0
         self._wake = threading.Event()
+        self._hooks: list[Callable[[], None]] = []
+
+    def add_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` in the flusher thread after each periodic flush (history samples)."""
+        if hook not in self._hooks:
+            self._hooks.append(hook)
 
     def counters(self, name: str) -> Counters:
         counters = self._counters.get(name)
@@ -117,7 +123,16 @@ class _Registry:
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()
-            self.flush_all()
+            self.tick()
+
+    def tick(self) -> None:
+        """One round of the flusher thread: flush every alias, then run the hooks."""
+        self.flush_all()
+        for hook in list(self._hooks):
+            try:
+                hook()
+            except Exception:  # a hook must never stop the flusher
+                logger.exception("cache statistics hook %r failed", hook)
 
     def flush_all(self) -> None:
         for counters in list(self._counters.values()):
@@ -195,3 +210,29 @@ def parse_info(info: dict[str, Any]) -> dict[str, Any]:
         "keyspace_hits": info.get("keyspace_hits"),
         "keyspace_misses": info.get("keyspace_misses"),
     }
+
+
+NO_PREFIX = "(no separator)"
+
+
+def prefix_counts(cache: Any, limit: int) -> tuple[list[tuple[str, int]], int, bool]:
+    """Keys per top-level prefix among at most ``limit`` keys of ``cache``'s alias (SCAN).
+
+    Returns ``(counts, sampled, complete)``: counts sorted by size, how many keys
+    were looked at, and whether that was all of them (False: the sample stopped
+    at ``limit``). Only keys of the alias's ``KEY_PREFIX`` and current version are
+    seen; its own bookkeeping (statistics, invalidation indexes) is not.
+    """
+    separator = cache.key_separator
+    counts: dict[str, int] = {}
+    sampled = 0
+    complete = True
+    for key in cache.iter_keys("*", itersize=1000):
+        if sampled >= limit:
+            complete = False
+            break
+        sampled += 1
+        root = key.split(separator, 1)[0] if separator in key else NO_PREFIX
+        counts[root] = counts.get(root, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ordered, sampled, complete

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+# Installs Debian packages without starting any service they ship.
+apt_install() {
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     # policy-rc.d answering 101 stops Debian's maintainer scripts from starting the service.
@@ -18,8 +19,18 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
     fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        redis-server redis-tools >/dev/null
+        "$@" >/dev/null
     [ -n "$created_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    apt_install redis-server redis-tools
+fi
+# The admin page's browser tests drive Debian's chromium with Playwright
+# (never `playwright install`: it downloads its own browser).
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium fonts-liberation
 fi
 
 "$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"

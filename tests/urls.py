@@ -1,3 +1,8 @@
+from django.contrib import admin
 from django.urls import include, path
 
-urlpatterns = [path("", include("tests.testapp.urls"))]
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("django_creator_cache.urls")),
+    path("", include("tests.testapp.urls")),
+]
