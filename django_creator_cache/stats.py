@@ -27,6 +27,9 @@ COUNTERS = (
     "reconnects",
     "short_circuits",
     "fallback_hits",
+    # Reads served by the local tier (OPTIONS["LOCAL_TIER"]), no round trip; "hits" counts
+    # only values read from Redis.
+    "local_hits",
     "ratelimit_allowed",
     "ratelimit_blocked",
     "ratelimit_failopen",
@@ -50,6 +53,7 @@ class Counters:
     reconnects: int
     short_circuits: int
     fallback_hits: int
+    local_hits: int
     ratelimit_allowed: int
     ratelimit_blocked: int
     ratelimit_failopen: int
@@ -189,7 +193,8 @@ def totals(counters: Counters, read: Callable[[], dict[bytes, bytes]]) -> dict[s
         for counter, pending in counters.pending().items():
             stored[counter] += pending
     result: dict[str, Any] = dict(stored)
-    result["hit_rate"] = hit_rate(stored["hits"], stored["misses"])
+    # A local-tier hit is a hit for the caller: the rate covers both kinds.
+    result["hit_rate"] = hit_rate(stored["hits"] + stored["local_hits"], stored["misses"])
     result["site_wide"] = shared
     return result
 

@@ -3,10 +3,16 @@
 Servers are started once per session (a cluster takes a few seconds); each
 test gets the backend on a clean database. Tests that stop or kill servers
 start their own (``own_redis_server``) so the shared ones stay healthy.
+
+``DCC_TEST_LOCAL_TIER=1`` in the environment turns the local read tier on in
+every entry these helpers build (``tests/test_local_tier.py`` runs the
+conformance modules that way in a subprocess); each tier is ready (tracking
+confirmed) before the backend is used, and every test starts with none.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,20 +20,47 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
+from django_creator_cache.backend import local_tier
 from django_creator_cache.backend.cache import _fallbacks
 from django_creator_cache.backend.circuit import _breakers
 from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
 
 BACKEND = "django_creator_cache.backend.RedisCache"
 MODES = ("single", "sentinel", "cluster")
+LOCAL_TIER = os.environ.get("DCC_TEST_LOCAL_TIER") == "1"
 
 
 @pytest.fixture(autouse=True)
 def _fresh_breakers() -> Iterator[None]:
-    """Circuit breakers and local fallbacks are per process: start each test closed."""
+    """Circuit breakers, local fallbacks and local tiers are per process: start each
+    test closed and empty."""
     yield
     _breakers.clear()
     _fallbacks.clear()
+    local_tier.shutdown_all()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tiers_ready() -> Iterator[None]:
+    """With ``DCC_TEST_LOCAL_TIER=1``, a tier is serving before its backend is used, so
+    the tests exercise it rather than the moments before its tracking is confirmed."""
+    if not LOCAL_TIER:
+        yield
+        return
+    build = local_tier.tier_for
+
+    def ready(*args: Any) -> local_tier.LocalTier:
+        tier = build(*args)
+        tier.wait_serving(2)  # not serving by then: its server is down (outage tests)
+        return tier
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local_tier, "tier_for", ready)
+        yield
+
+
+def _with_tier(options: dict[str, Any]) -> dict[str, Any]:
+    return {"LOCAL_TIER": {"MAX_STALENESS": 1.0}, **options} if LOCAL_TIER else options
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +89,14 @@ def own_redis_server() -> Iterator[RedisServer]:
 
 
 def single_entry(server: RedisServer, **options: Any) -> dict[str, Any]:
-    return {"BACKEND": BACKEND, "LOCATION": server.url, "OPTIONS": options}
+    return {"BACKEND": BACKEND, "LOCATION": server.url, "OPTIONS": _with_tier(options)}
 
 
 def cluster_entry(cluster: RedisCluster, **options: Any) -> dict[str, Any]:
     return {
         "BACKEND": BACKEND,
         "LOCATION": cluster.location,
-        "OPTIONS": {"MODE": "cluster", **options},
+        "OPTIONS": _with_tier({"MODE": "cluster", **options}),
     }
 
 
@@ -71,7 +104,7 @@ def sentinel_entry(group: RedisSentinelGroup, **options: Any) -> dict[str, Any]:
     return {
         "BACKEND": BACKEND,
         "LOCATION": f"redis://{group.service_name}/0",
-        "OPTIONS": {"MODE": "sentinel", "SENTINELS": group.sentinels, **options},
+        "OPTIONS": _with_tier({"MODE": "sentinel", "SENTINELS": group.sentinels, **options}),
     }
 
 

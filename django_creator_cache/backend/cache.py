@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -27,23 +27,21 @@ from ..exceptions import CacheUnavailable, CircuitOpen, CorruptValue
 from ..invalidation import index
 from ..keys import KeyManager, encodable, glob_escape, shorten
 from ..ttl import parse_ttl, policy
-from . import connection
+from . import connection, local_tier
 from . import options as options_module
+from .async_api import AsyncMixin
 from .circuit import CircuitBreaker, breaker_for
 from .codec import Codec, load_compressor, load_serializer
 from .fallback import LocalFallback
+from .local_tier import MISSING as _LOCAL_MISS
+from .local_tier import LocalTier
 from .modes import SingleMode, mode_for
 from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS, degrades
+from .scripts import INCR_SCRIPT as _INCR_SCRIPT
 from .structures import StructuresMixin
 
 logger = logging.getLogger("django_creator_cache")
 
-_INCR_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('INCRBY', KEYS[1], ARGV[1])
-end
-return false
-"""
 # Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
 _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 _MISSING = object()
@@ -55,8 +53,15 @@ _warned_roots: set[str] = set()
 _WARN_EVERY = 60.0
 
 
-class RedisCache(StructuresMixin, BaseCache):
-    """Django cache backend on Redis, Sentinel or Redis Cluster."""
+# aset/adelete_many/aclear return what their sync twins return (django-redis's signatures).
+class RedisCache(AsyncMixin, StructuresMixin, BaseCache):  # type: ignore[misc]
+    """Django cache backend on Redis, Sentinel or Redis Cluster.
+
+    The sync methods run on a redis-py client shared by the process; the async
+    ones (``AsyncMixin``) on redis.asyncio clients of the running event loop.
+    Both call the same pure helpers (keys, encoding, index building, failure
+    policy), so they behave alike.
+    """
 
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         if "TIMEOUT" not in params:
@@ -68,6 +73,8 @@ class RedisCache(StructuresMixin, BaseCache):
         self._custom_key_func = "KEY_FUNCTION" in params
         if not self._custom_key_func:
             self.key_func = self._separated_key
+        # (event loop, its async client) of the last async call (see ``AsyncMixin``).
+        self._amemo: tuple[Any, Any, Any] | None = None
 
     # -- configuration, resolved on first use ---------------------------------
 
@@ -145,6 +152,29 @@ class RedisCache(StructuresMixin, BaseCache):
         return _fallbacks.setdefault(
             f"{self.alias}@{opts.safe_location}", LocalFallback(opts.local_fallback_size)
         )
+
+    @cached_property
+    def _local(self) -> LocalTier | None:
+        """The coherent in-process read tier (``OPTIONS["LOCAL_TIER"]``), or None."""
+        settings_ = self.options.local_tier
+        if settings_ is None:
+            return None
+        head = self._key_head
+        if head is None:
+            if settings_.key_prefixes:
+                raise ImproperlyConfigured(
+                    "CACHES OPTIONS LOCAL_TIER KEY_PREFIXES needs the default KEY_FUNCTION"
+                )
+            prefixes: tuple[str, ...] = ()
+        else:
+            wanted = sorted(head + p for p in settings_.key_prefixes) or [head]
+            kept: list[str] = []
+            for prefix in wanted:  # BCAST prefixes must not overlap
+                if not any(prefix.startswith(other) for other in kept):
+                    kept.append(prefix)
+            prefixes = tuple(kept)
+        name = f"{self.alias}@{self.options.safe_location}"
+        return local_tier.tier_for(name, self.options, settings_, prefixes)
 
     @cached_property
     def _index_head(self) -> str:
@@ -345,14 +375,206 @@ class RedisCache(StructuresMixin, BaseCache):
         self._counters.fallback_hits += 1
         return self._codec.decode(raw)
 
-    def _corrupt(self, key: str, exc: CorruptValue) -> None:
-        """A value we cannot read is a miss: log it, count it, delete it."""
+    def _corrupt_seen(self, key: str, exc: CorruptValue) -> None:
+        """A value we cannot read is a miss: log it and count it (the caller deletes it)."""
         self._counters.corrupt += 1
         logger.warning("cache %r: dropping unreadable value at %r: %s", self.alias, key, exc)
+
+    def _corrupt(self, key: str, exc: CorruptValue) -> None:
+        """A value we cannot read is a miss: log it, count it, delete it."""
+        self._corrupt_seen(key, exc)
         try:
             self._redis.delete(key)
         except REDIS_ERRORS as del_exc:
             self._fail("delete", del_exc)
+
+    # -- pure parts shared by the sync and the async methods ---------------------
+
+    def _read(self, raw: bytes | None, default: Any) -> Any:
+        """Count one GET reply and decode it; raises ``CorruptValue`` (the caller deletes)."""
+        if raw is None:
+            self._counters.misses += 1
+            return default
+        self._counters.hits += 1
+        return self._codec.decode(raw)
+
+    def _read_many(
+        self, keys: list[Any], fulls: list[str], values: list[bytes | None]
+    ) -> tuple[dict[Any, Any], list[tuple[str, CorruptValue]]]:
+        """Decode an MGET reply: found values by user key, and the unreadable ones."""
+        decode = self._codec.decode
+        found: dict[Any, Any] = {}
+        corrupt: list[tuple[str, CorruptValue]] = []
+        for key, full, raw in zip(keys, fulls, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                found[key] = decode(raw)
+            except CorruptValue as exc:
+                self._corrupt_seen(full, exc)
+                corrupt.append((full, exc))
+        counters = self._counters
+        counters.hits += len(found)
+        counters.misses += len(keys) - len(found)
+        return found, corrupt
+
+    def _fallback_get_many(self, keys: list[Any], fulls: list[str]) -> dict[Any, Any]:
+        local = {k: self._fallback_get(f, _MISSING) for k, f in zip(keys, fulls, strict=True)}
+        return {k: v for k, v in local.items() if v is not _MISSING}
+
+    def _set_plan(
+        self, key: Any, value: Any, timeout: Any, version: int | None, tags: Iterable[str] | None
+    ) -> tuple[list[str], str, bytes | int, int | None]:
+        """(indexes to join, full key, encoded value, PX) of a ``set``; raises on bad values."""
+        indexes = self._indexes(key, tags)
+        full = self.make_key(key, version)
+        return indexes, full, self._codec.encode(value, full), self._px(timeout)
+
+    def _set_blocked(self, full: str, encoded: bytes | int, px: int | None, nx: bool) -> None:
+        """A ``set`` while the circuit is open: into the local fallback, if configured."""
+        fallback = self._fallback
+        if fallback is not None and not (nx and fallback.get(full) is not None):
+            fallback.set(full, encoded, px)
+
+    @staticmethod
+    def _set_command(
+        full: str, encoded: bytes | int, px: int | None, nx: bool, xx: bool
+    ) -> list[Any]:
+        args: list[Any] = ["SET", full, encoded]
+        if px is not None:
+            args += ("PX", px)
+        if nx:
+            args.append("NX")
+        if xx:
+            args.append("XX")
+        return args
+
+    def _set_many_plan(
+        self, data: dict[Any, Any], timeout: Any, version: int | None
+    ) -> tuple[int | None, list[str], dict[str, bytes | int]]:
+        """(PX, full keys, encoded values by full key) of a ``set_many``."""
+        px = self._px(timeout)
+        encode = self._codec.encode
+        fulls = self._make_keys(list(data), version)
+        encoded = {full: encode(v, full) for full, v in zip(fulls, data.values(), strict=True)}
+        return px, fulls, encoded
+
+    def _queue_set_many(
+        self,
+        pipe: Any,
+        data: dict[Any, Any],
+        fulls: list[str],
+        encoded: dict[str, bytes | int],
+        px: int | None,
+        tags: list[str],
+    ) -> None:
+        """Queue a ``set_many`` (index registrations first) on a sync or async pipeline."""
+        for user_key, full in zip(data, fulls, strict=True):
+            indexes = self._indexes(user_key, tags)
+            if indexes:
+                index.register(pipe, indexes, full, px, self.key_separator)
+        for full, value in encoded.items():
+            if px is None:
+                pipe.execute_command("SET", full, value)
+            else:
+                pipe.execute_command("SET", full, value, "PX", px)
+
+    def _set_many_blocked(self, encoded: dict[str, bytes | int], px: int | None) -> None:
+        if self._fallback is not None:
+            for full, value in encoded.items():
+                self._fallback.set(full, value, px)
+
+    def _delete_key(self, key: Any, version: int | None, prefix: str | None) -> str:
+        """The full key ``delete`` removes (``prefix`` replaces the alias's ``KEY_PREFIX``)."""
+        if prefix is None:
+            return self.make_key(key, version)
+        return shorten(
+            str(self.key_func(key, prefix, self.version if version is None else version)),
+            self._max_key_length,
+        )
+
+    def _forget_local(self, fulls: Iterable[str]) -> None:
+        """Drop keys this process deletes (or changes) from its in-process copies."""
+        fallback = self._fallback
+        local = self._local
+        if fallback is None and local is None:
+            return
+        fulls = list(fulls)
+        if fallback is not None:
+            for full in fulls:
+                fallback.delete(full)
+        if local is not None:
+            local.forget_many(fulls)
+
+    def _wrote(self, full: str) -> None:
+        """This process changed ``full`` in Redis: its local-tier copy (if any) goes."""
+        local = self._local
+        if local is not None:
+            local.forget(full)
+
+    def _forget_all_local(self) -> None:
+        """Drop every in-process copy (``clear``)."""
+        if self._fallback is not None:
+            self._fallback.clear()
+        if self._local is not None:
+            self._local.flush()
+
+    @staticmethod
+    def _incr_failure(exc: ResponseError) -> str:
+        """What an error reply to ``incr`` means: outage, wrongtype, big or other."""
+        if isinstance(exc, OUTAGE_ERRORS):  # e.g. READONLY after a failover
+            return "outage"
+        text = str(exc)
+        if text.startswith("WRONGTYPE"):
+            return "wrongtype"
+        if any(part in text for part in _NOT_A_64_BIT_INTEGER):
+            return "big"
+        return "other"
+
+    def _incr_big_value(self, full: str, raw: bytes | None, delta: int) -> int:
+        """The new value of a counter beyond 64 bits (stored as decimal text)."""
+        if raw is None:
+            raise ValueError(f"Key {full!r} not found")
+        current = self._decode(full, raw, None)
+        if type(current) is not int:
+            raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
+        return current + delta
+
+    def _prefix_index(self, prefix: str) -> str:
+        """The index key of ``prefix``, after checking it can be invalidated."""
+        sep = self.key_separator
+        prefix = str(prefix).rstrip(sep)
+        if not prefix:
+            raise ValueError("an empty prefix would be everything: use clear()")
+        root = prefix.split(sep, 1)[0]
+        if not self.tracks_prefix(prefix) and root not in _warned_roots:
+            # Writers in other processes may track it (a view module this process
+            # never imported); say so once rather than refuse.
+            _warned_roots.add(root)
+            logger.warning(
+                "cache %r: prefix %r is not declared in this process; entries are only "
+                "invalidated if the processes that write them declare it "
+                "(OPTIONS['INVALIDATION_PREFIXES'] or track_prefixes() at start-up)",
+                self.alias,
+                root,
+            )
+        if prefix.count(sep) + 1 > self._prefix_depth:
+            raise ValueError(
+                f"prefix {prefix!r} is deeper than PREFIX_DEPTH={self._prefix_depth}; "
+                "raise PREFIX_DEPTH or use delete_pattern()"
+            )
+        return index.index_key(self._index_head, sep, index.PREFIX, prefix)
+
+    def _tag_indexes(self, tags: Iterable[str]) -> list[str]:
+        sep = self.key_separator
+        head = self._index_head
+        return [index.index_key(head, sep, index.TAG, str(t)) for t in tags]
+
+    def _clear_glob(self) -> str | None:
+        """What ``clear`` deletes: a glob under ``KEY_PREFIX``, or None for the whole database."""
+        if self.key_prefix:
+            return f"{glob_escape(self.key_prefix)}{self.key_separator}*"
+        return None
 
     def _decode(self, key: str, raw: bytes, default: Any) -> Any:
         try:
@@ -367,6 +589,9 @@ class RedisCache(StructuresMixin, BaseCache):
         self, key: Any, default: Any = None, version: int | None = None, client: Any = None
     ) -> Any:
         key = self.make_key(key, version)
+        local = self._local
+        if local is not None and client is None:
+            return self._local_get(local, key, default)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("get"):
             return self._fallback_get(key, default)
@@ -377,15 +602,97 @@ class RedisCache(StructuresMixin, BaseCache):
             return default
         if breaker.failures:
             self._recovered()
-        if raw is None:
-            self._counters.misses += 1
-            return default
-        self._counters.hits += 1
         try:
-            return self._codec.decode(raw)
+            return self._read(raw, default)
         except CorruptValue as exc:
             self._corrupt(key, exc)
             return default
+
+    def _local_get(self, local: LocalTier, full: str, default: Any) -> Any:
+        """``get`` through the local tier: a local hit, or one round trip that also
+        reads the key's remaining life and keeps the value (unless invalidated meanwhile)."""
+        raw = local.get(full)
+        if raw is not _LOCAL_MISS:
+            self._counters.local_hits += 1
+            return self._codec.decode(raw)
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("get"):
+            return self._fallback_get(full, default)
+        token = local.reserve(full)
+        try:
+            raw, pttl = self._mode.fetch(full, token is not None)
+        except REDIS_ERRORS as exc:
+            local.fill(full, token, None, None)
+            self._fail("get", exc)
+            return default
+        if breaker.failures:
+            self._recovered()
+        try:
+            value = self._read(raw, default)
+        except CorruptValue as exc:
+            local.fill(full, token, None, None)
+            self._corrupt(full, exc)
+            return default
+        local.fill(full, token, raw, pttl)
+        return value
+
+    def _local_hits(
+        self, local: LocalTier, keys: list[Any], fulls: list[str]
+    ) -> tuple[dict[Any, Any], list[Any], list[str]]:
+        """Split a ``get_many`` into local hits and the keys to read from Redis."""
+        found: dict[Any, Any] = {}
+        rest_keys: list[Any] = []
+        rest_fulls: list[str] = []
+        decode = self._codec.decode
+        for key, full, raw in zip(keys, fulls, local.get_many(fulls), strict=True):
+            if raw is _LOCAL_MISS:
+                rest_keys.append(key)
+                rest_fulls.append(full)
+            else:
+                found[key] = decode(raw)
+        self._counters.local_hits += len(found)
+        return found, rest_keys, rest_fulls
+
+    def _local_kept(
+        self,
+        local: LocalTier,
+        keys: list[Any],
+        fulls: list[str],
+        tokens: list[Any],
+        fetched: tuple[list[Any], list[Any]],
+    ) -> tuple[dict[Any, Any], list[str]]:
+        """Decode what ``get_many`` fetched, keep the readable values locally."""
+        values, pttls = fetched
+        found, corrupt = self._read_many(keys, fulls, values)
+        bad = {full for full, _ in corrupt}
+        for full, token, raw, pttl in zip(fulls, tokens, values, pttls, strict=True):
+            local.fill(full, token, None if full in bad else raw, pttl)
+        return found, list(bad)
+
+    def _local_get_many(
+        self, local: LocalTier, keys: list[Any], fulls: list[str]
+    ) -> dict[Any, Any]:
+        found, keys, fulls = self._local_hits(local, keys, fulls)
+        if not keys:
+            return found
+        breaker = self._breaker
+        if breaker.opened_at and self._blocked("get_many"):
+            return {**found, **self._fallback_get_many(keys, fulls)}
+        tokens = [local.reserve(full) for full in fulls]
+        try:
+            fetched = self._mode.fetch_many(fulls)
+        except REDIS_ERRORS as exc:
+            for full, token in zip(fulls, tokens, strict=True):
+                local.fill(full, token, None, None)
+            self._fail("get_many", exc)
+            return found
+        if breaker.failures:
+            self._recovered()
+        got, bad = self._local_kept(local, keys, fulls, tokens, fetched)
+        if bad:
+            self._delete_corrupt(bad)
+        found.update(got)
+        return found
 
     def set(  # type: ignore[override]  # django-redis's signature: returns whether it stored
         self,
@@ -403,14 +710,10 @@ class RedisCache(StructuresMixin, BaseCache):
         One round trip: a plain ``SET``, or a pipeline that also records the key
         in its prefix and tag indexes.
         """
-        indexes = self._indexes(key, tags)
-        key = self.make_key(key, version)
-        encoded = self._codec.encode(value, key)
-        px = self._px(timeout)
+        indexes, key, encoded, px = self._set_plan(key, value, timeout, version, tags)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("set"):
-            if self._fallback is not None and not (nx and self._fallback.get(key) is not None):
-                self._fallback.set(key, encoded, px)
+            self._set_blocked(key, encoded, px, nx)
             return False
         redis = client or self._redis
         try:
@@ -420,13 +723,7 @@ class RedisCache(StructuresMixin, BaseCache):
                 redis.delete(key)
                 self._counters.deletes += 1
                 return True
-            args: list[Any] = ["SET", key, encoded]
-            if px is not None:
-                args += ("PX", px)
-            if nx:
-                args.append("NX")
-            if xx:
-                args.append("XX")
+            args = self._set_command(key, encoded, px, nx, xx)
             if indexes:
                 pipe = mode_for(redis).pipeline()
                 index.register(pipe, indexes, key, px, self.key_separator)
@@ -437,6 +734,9 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("set", exc)
             return False
+        finally:
+            if self._local is not None:
+                self._local.forget(key)
         if breaker.failures:
             self._recovered()
         self._counters.sets += 1
@@ -468,16 +768,6 @@ class RedisCache(StructuresMixin, BaseCache):
         """
         return single_flight.get_or_set(self, key, default, timeout, version, **flight)
 
-    async def aget_or_set(
-        self,
-        key: Any,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-        **flight: Any,
-    ) -> Any:
-        return await single_flight.aget_or_set(self, key, default, timeout, version, **flight)
-
     def get_many(
         self, keys: Iterable[Any], version: int | None = None, client: Any = None
     ) -> dict[Any, Any]:
@@ -485,10 +775,12 @@ class RedisCache(StructuresMixin, BaseCache):
         if not keys:
             return {}
         fulls = self._make_keys(keys, version)
+        local = self._local
+        if local is not None and client is None:
+            return self._local_get_many(local, keys, fulls)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("get_many"):
-            local = {k: self._fallback_get(f, _MISSING) for k, f in zip(keys, fulls, strict=True)}
-            return {k: v for k, v in local.items() if v is not _MISSING}
+            return self._fallback_get_many(keys, fulls)
         mode = self._mode if client is None else mode_for(client)
         try:
             values = mode.mget(fulls)
@@ -497,19 +789,16 @@ class RedisCache(StructuresMixin, BaseCache):
             return {}
         if breaker.failures:
             self._recovered()
-        decode = self._codec.decode
-        found: dict[Any, Any] = {}
-        for key, full, raw in zip(keys, fulls, values, strict=True):
-            if raw is None:
-                continue
-            try:
-                found[key] = decode(raw)
-            except CorruptValue as exc:
-                self._corrupt(full, exc)
-        counters = self._counters
-        counters.hits += len(found)
-        counters.misses += len(keys) - len(found)
+        found, corrupt = self._read_many(keys, fulls, values)
+        if corrupt:
+            self._delete_corrupt([full for full, _ in corrupt])
         return found
+
+    def _delete_corrupt(self, fulls: list[str]) -> None:
+        try:
+            self._mode.delete_keys(fulls)
+        except REDIS_ERRORS as exc:
+            self._fail("delete", exc)
 
     def set_many(
         self,
@@ -522,15 +811,10 @@ class RedisCache(StructuresMixin, BaseCache):
         if not data:
             return []
         tags = list(tags or ())
-        px = self._px(timeout)
-        encode = self._codec.encode
-        fulls = self._make_keys(list(data), version)
-        encoded = {full: encode(v, full) for full, v in zip(fulls, data.values(), strict=True)}
+        px, fulls, encoded = self._set_many_plan(data, timeout, version)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("set_many"):
-            if self._fallback is not None:
-                for full, value in encoded.items():
-                    self._fallback.set(full, value, px)
+            self._set_many_blocked(encoded, px)
             return list(data)
         mode = self._mode if client is None else mode_for(client)
         try:
@@ -538,19 +822,14 @@ class RedisCache(StructuresMixin, BaseCache):
                 mode.delete_keys(list(encoded))
                 return []
             pipe = mode.pipeline()
-            for user_key, full in zip(data, fulls, strict=True):
-                indexes = self._indexes(user_key, tags)
-                if indexes:
-                    index.register(pipe, indexes, full, px, self.key_separator)
-            for full, value in encoded.items():
-                if px is None:
-                    pipe.execute_command("SET", full, value)
-                else:
-                    pipe.execute_command("SET", full, value, "PX", px)
+            self._queue_set_many(pipe, data, fulls, encoded, px, tags)
             pipe.execute()
         except REDIS_ERRORS as exc:
             self._fail("set_many", exc)
             return list(data)
+        finally:
+            if self._local is not None:
+                self._local.forget_many(fulls)
         if breaker.failures:
             self._recovered()
         self._counters.sets += len(encoded)
@@ -559,15 +838,8 @@ class RedisCache(StructuresMixin, BaseCache):
     def delete(
         self, key: Any, version: int | None = None, prefix: str | None = None, client: Any = None
     ) -> bool:
-        if prefix is None:
-            full = self.make_key(key, version)
-        else:
-            full = shorten(
-                str(self.key_func(key, prefix, self.version if version is None else version)),
-                self._max_key_length,
-            )
-        if self._fallback is not None:
-            self._fallback.delete(full)
+        full = self._delete_key(key, version, prefix)
+        self._forget_local((full,))
         breaker = self._breaker
         if breaker.opened_at and self._blocked("delete"):
             return False
@@ -576,6 +848,8 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("delete", exc)
             return False
+        finally:
+            self._wrote(full)
         if breaker.failures:
             self._recovered()
         self._counters.deletes += 1
@@ -587,9 +861,7 @@ class RedisCache(StructuresMixin, BaseCache):
         full = self._make_keys(list(keys), version)
         if not full:
             return 0
-        if self._fallback is not None:
-            for key in full:
-                self._fallback.delete(key)
+        self._forget_local(full)
         breaker = self._breaker
         if breaker.opened_at and self._blocked("delete_many"):
             return 0
@@ -599,6 +871,9 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("delete_many", exc)
             return 0
+        finally:
+            if self._local is not None:
+                self._local.forget_many(full)
         if breaker.failures:
             self._recovered()
         self._counters.deletes += len(full)
@@ -619,12 +894,15 @@ class RedisCache(StructuresMixin, BaseCache):
         full = self.make_key(key, version)
         redis = client or self._redis
         px = self._px(timeout)
-        if px is None:
-            pipe = redis.pipeline(transaction=False)
-            pipe.persist(full)
-            pipe.exists(full)
-            return bool(pipe.execute()[1])
-        return bool(redis.pexpire(full, px))
+        try:
+            if px is None:
+                pipe = redis.pipeline(transaction=False)
+                pipe.persist(full)
+                pipe.exists(full)
+                return bool(pipe.execute()[1])
+            return bool(redis.pexpire(full, px))
+        finally:
+            self._wrote(full)  # the local copy's expiry is the key's old one
 
     def incr(
         self,
@@ -656,21 +934,25 @@ class RedisCache(StructuresMixin, BaseCache):
                 except NoScriptError:  # server restarted or its scripts were flushed
                     value = script(keys=[full], args=[delta], client=redis)
         except ResponseError as exc:
-            if isinstance(exc, OUTAGE_ERRORS):  # e.g. READONLY after a failover
+            failure = self._incr_failure(exc)
+            if failure == "outage":
                 self._fail("incr", exc)
                 raise CacheUnavailable(self.alias, "incr", exc) from exc
             if breaker.failures:
                 self._recovered()
-            if str(exc).startswith("WRONGTYPE"):
+            if failure == "wrongtype":
                 kind = redis.type(full)
                 raise TypeError(f"value of {full!r} is a Redis {kind!r}, not a counter") from exc
-            if not any(text in str(exc) for text in _NOT_A_64_BIT_INTEGER):
+            if failure == "other":
                 self._counters.errors += 1
                 raise CacheUnavailable(self.alias, "incr", exc) from exc
             return self._incr_big(full, delta, redis)
         except REDIS_ERRORS as exc:
             self._fail("incr", exc)
             raise CacheUnavailable(self.alias, "incr", exc) from exc
+        finally:
+            if self._local is not None:
+                self._local.forget(full)
         if breaker.failures:
             self._recovered()
         if value is None:
@@ -679,13 +961,7 @@ class RedisCache(StructuresMixin, BaseCache):
 
     def _incr_big(self, full: str, delta: int, redis: Any) -> int:
         """Integers beyond 64 bits are stored as decimal text: add in Python."""
-        raw = redis.get(full)
-        if raw is None:
-            raise ValueError(f"Key {full!r} not found")
-        current = self._decode(full, raw, None)
-        if type(current) is not int:
-            raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
-        value = current + delta
+        value = self._incr_big_value(full, redis.get(full), delta)
         redis.set(full, value, keepttl=True)
         return value
 
@@ -717,6 +993,8 @@ class RedisCache(StructuresMixin, BaseCache):
         except REDIS_ERRORS as exc:
             self._fail("incr_version", exc)
             raise CacheUnavailable(self.alias, "incr_version", exc) from exc
+        finally:
+            self._forget_local((old, new))
         return version + delta
 
     # -- invalidation ------------------------------------------------------------
@@ -728,40 +1006,11 @@ class RedisCache(StructuresMixin, BaseCache):
         Costs in proportion to those entries (no SCAN). Prefixes deeper than
         ``PREFIX_DEPTH`` separators are not tracked and raise ``ValueError``.
         """
-        sep = self.key_separator
-        prefix = str(prefix).rstrip(sep)
-        if not prefix:
-            raise ValueError("an empty prefix would be everything: use clear()")
-        root = prefix.split(sep, 1)[0]
-        if not self.tracks_prefix(prefix) and root not in _warned_roots:
-            # Writers in other processes may track it (a view module this process
-            # never imported); say so once rather than refuse.
-            _warned_roots.add(root)
-            logger.warning(
-                "cache %r: prefix %r is not declared in this process; entries are only "
-                "invalidated if the processes that write them declare it "
-                "(OPTIONS['INVALIDATION_PREFIXES'] or track_prefixes() at start-up)",
-                self.alias,
-                root,
-            )
-        if prefix.count(sep) + 1 > self._prefix_depth:
-            raise ValueError(
-                f"prefix {prefix!r} is deeper than PREFIX_DEPTH={self._prefix_depth}; "
-                "raise PREFIX_DEPTH or use delete_pattern()"
-            )
-        return self._invalidate([index.index_key(self._index_head, sep, index.PREFIX, prefix)])
+        return self._invalidate([self._prefix_index(prefix)])
 
     def invalidate_tags(self, *tags: str) -> int:
         """Make every entry written with any of ``tags`` a miss; returns how many went."""
-        sep = self.key_separator
-        head = self._index_head
-        return self._invalidate([index.index_key(head, sep, index.TAG, str(t)) for t in tags])
-
-    async def ainvalidate_prefix(self, prefix: str) -> int:
-        return await sync_to_async(self.invalidate_prefix, thread_sensitive=False)(prefix)
-
-    async def ainvalidate_tags(self, *tags: str) -> int:
-        return await sync_to_async(self.invalidate_tags, thread_sensitive=False)(*tags)
+        return self._invalidate(self._tag_indexes(tags))
 
     @degrades(0)
     def _invalidate(self, indexes: list[str]) -> int:
@@ -774,17 +1023,25 @@ class RedisCache(StructuresMixin, BaseCache):
         if not members:
             return 0
         deleted = self._mode.delete_keys(index.unique(members))
+        self._forget_members(members)
         self._counters.deletes += deleted
         return deleted
+
+    def _forget_members(self, members: list[bytes]) -> None:
+        """Invalidated keys leave this process's local tier at once (others: by message)."""
+        if self._local is not None:
+            self._local.forget_many(_text(m) for m in members)
 
     @degrades(False)
     def clear(self) -> bool:  # type: ignore[override]  # like Django's RedisCache.clear
         """Delete this alias's keys: only those under its ``KEY_PREFIX`` when it
         has one (safe on a shared server), else the whole database."""
-        if self.key_prefix:
-            self._delete_glob(f"{glob_escape(self.key_prefix)}{self.key_separator}*", self._mode)
-        else:
+        glob = self._clear_glob()
+        if glob is None:
             self._mode.flush()
+        else:
+            self._delete_glob(glob, self._mode)
+        self._forget_all_local()
         return True
 
     def close(self, **kwargs: Any) -> None:
@@ -810,31 +1067,50 @@ class RedisCache(StructuresMixin, BaseCache):
     ) -> bool:
         px = self._px(timeout)
         full = self.make_key(key, version)
-        if px is None:
-            return bool((client or self._redis).persist(full))
-        return bool((client or self._redis).pexpire(full, px))
+        try:
+            if px is None:
+                return bool((client or self._redis).persist(full))
+            return bool((client or self._redis).pexpire(full, px))
+        finally:
+            self._wrote(full)
 
     @degrades(False)
     def pexpire(
         self, key: Any, timeout: int, version: int | None = None, client: Any = None
     ) -> bool:
-        return bool((client or self._redis).pexpire(self.make_key(key, version), timeout))
+        full = self.make_key(key, version)
+        try:
+            return bool((client or self._redis).pexpire(full, timeout))
+        finally:
+            self._wrote(full)
 
     @degrades(False)
     def expire_at(
         self, key: Any, when: Any, version: int | None = None, client: Any = None
     ) -> bool:
-        return bool((client or self._redis).expireat(self.make_key(key, version), when))
+        full = self.make_key(key, version)
+        try:
+            return bool((client or self._redis).expireat(full, when))
+        finally:
+            self._wrote(full)
 
     @degrades(False)
     def pexpire_at(
         self, key: Any, when: Any, version: int | None = None, client: Any = None
     ) -> bool:
-        return bool((client or self._redis).pexpireat(self.make_key(key, version), when))
+        full = self.make_key(key, version)
+        try:
+            return bool((client or self._redis).pexpireat(full, when))
+        finally:
+            self._wrote(full)
 
     @degrades(False)
     def persist(self, key: Any, version: int | None = None, client: Any = None) -> bool:
-        return bool((client or self._redis).persist(self.make_key(key, version)))
+        full = self.make_key(key, version)
+        try:
+            return bool((client or self._redis).persist(full))
+        finally:
+            self._wrote(full)
 
     @degrades(list)
     def keys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:
@@ -878,9 +1154,11 @@ class RedisCache(StructuresMixin, BaseCache):
             batch.append(full)
             if len(batch) >= 500:
                 deleted += mode.delete_keys(batch)
+                self._forget_local(_text(k) for k in batch)
                 batch = []
         if batch:
             deleted += mode.delete_keys(batch)
+            self._forget_local(_text(k) for k in batch)
         self._counters.deletes += deleted
         return deleted
 
@@ -938,6 +1216,7 @@ class RedisCache(StructuresMixin, BaseCache):
             **stats_module.totals(counters, read_shared),
             "circuit": self._breaker.state,
             "local_fallback_entries": None if self._fallback is None else len(self._fallback),
+            "local_tier": None if self._local is None else self._local.state(),
         }
         if server:
             result.update(server_facts(self))

@@ -184,6 +184,18 @@ def build_client(options: BackendOptions) -> RedisClientType:
     return client
 
 
+class LazyClient:
+    """Stands for the sync client of ``options`` where only ``pipeline()`` is needed
+    (the statistics flusher of an async-only process), building it on first use
+    there: in the flusher's thread, never in an event loop."""
+
+    def __init__(self, options: BackendOptions) -> None:
+        self._options = options
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        return get_client(self._options).pipeline(*args, **kwargs)
+
+
 def forget_clients() -> None:
     """Close and drop every shared client (tests, settings changes)."""
     with _lock:

@@ -15,8 +15,15 @@ from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
 from .connection import RedisClientType
+from .local_tier import FETCH_MANY, FETCH_ONE
 
 DELETE_BATCH = 500
+
+
+def split_fetched(reply: list[Any]) -> tuple[list[Any], list[Any]]:
+    """``FETCH_MANY``'s reply (values, then PTTLs) as (values, pttls)."""
+    half = len(reply) // 2
+    return reply[:half], reply[half:]
 
 
 class SingleMode:
@@ -34,6 +41,17 @@ class SingleMode:
 
     def pipeline(self) -> Any:
         return self.client.pipeline(transaction=False)
+
+    def fetch(self, key: str, with_ttl: bool = True) -> tuple[bytes | None, int | None]:
+        """GET, with the key's PTTL in the same command when it is to be kept locally."""
+        if not with_ttl:
+            return self.client.execute_command("GET", key), None
+        raw, pttl = self.client.execute_command("EVAL", FETCH_ONE, 1, key)
+        return raw, pttl
+
+    def fetch_many(self, keys: Sequence[str]) -> tuple[list[Any], list[Any]]:
+        """Values and PTTLs of ``keys`` in one round trip (non-strings read as misses)."""
+        return split_fetched(self.client.execute_command("EVAL", FETCH_MANY, len(keys), *keys))
 
     def scan(self, pattern: str, count: int | None = None) -> Iterator[bytes]:
         yield from self.client.scan_iter(match=pattern, count=count)
@@ -77,6 +95,14 @@ class ClusterMode(SingleMode):
 
     def pipeline(self) -> Any:
         return self.client.pipeline()
+
+    def fetch_many(self, keys: Sequence[str]) -> tuple[list[Any], list[Any]]:
+        """One script per key (keys of a script share a slot), one pipeline per node."""
+        pipe = self.client.pipeline()
+        for key in keys:
+            pipe.execute_command("EVAL", FETCH_MANY, 1, key)
+        replies = pipe.execute()
+        return [r[0] for r in replies], [r[1] for r in replies]
 
     def keys(self, pattern: str) -> list[bytes]:
         result: list[bytes] = self.client.keys(pattern, target_nodes=RedisCluster.PRIMARIES)

@@ -23,7 +23,8 @@ KNOWN_OPTIONS = frozenset(
         "ALIAS", "CIRCUIT_COOLDOWN", "CIRCUIT_FAILURES", "CLUSTER", "CLUSTER_KWARGS",
         "COMPRESS", "COMPRESSOR", "COMPRESS_MIN_LENGTH", "CONNECTION_POOL_CLASS",
         "CONNECTION_POOL_KWARGS", "IGNORE_EXCEPTIONS", "INVALIDATION_PREFIXES", "KEY_SEPARATOR",
-        "LOCAL_FALLBACK", "LOCAL_FALLBACK_SIZE", "MAX_CONNECTIONS", "MAX_KEY_LENGTH", "MODE",
+        "LOCAL_FALLBACK", "LOCAL_FALLBACK_SIZE", "LOCAL_TIER", "MAX_CONNECTIONS", "MAX_KEY_LENGTH",
+        "MODE",
         "PARSER_CLASS", "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS",
         "RETRY_ATTEMPTS", "RETRY_DELAY", "REVERSE_KEY_FUNCTION", "SENTINELS", "SENTINEL_KWARGS",
         "SERIALIZER", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL",
@@ -72,6 +73,64 @@ def _number(options: dict[str, Any], name: str, setting: str, minimum: float = 0
 
 
 @dataclass(frozen=True)
+class LocalTierOptions:
+    """``OPTIONS["LOCAL_TIER"]``: the in-process read tier (see ``local_tier``)."""
+
+    max_entries: int = 10_000
+    # Seconds after a write returns by which no process serves the old value any more.
+    max_staleness: float = 1.0
+    # Values larger than this (bytes, as stored) are not kept locally.
+    max_value_size: int = 64 * 1024
+    # User-key prefixes kept and tracked; () = every key of the alias.
+    key_prefixes: tuple[str, ...] = ()
+    # Longest a local copy lives (seconds), whatever the key's TTL; None = the key's TTL.
+    ttl: float | None = None
+
+
+_TIER_KEYS = {"MAX_ENTRIES", "MAX_STALENESS", "MAX_VALUE_SIZE", "KEY_PREFIXES", "TTL"}
+
+
+def _local_tier(value: Any) -> LocalTierOptions | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return LocalTierOptions()
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(
+            'CACHES OPTIONS LOCAL_TIER must be True or a dict such as {"MAX_ENTRIES": 10000}'
+        )
+    unknown = sorted(set(value) - _TIER_KEYS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"CACHES OPTIONS LOCAL_TIER has unknown keys {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_TIER_KEYS))})"
+        )
+
+    def number(name: str, default: float, minimum: float) -> float:
+        raw = value.get(name, default)
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < minimum:
+            raise ImproperlyConfigured(
+                f"CACHES OPTIONS LOCAL_TIER {name} must be a number >= {minimum}, got {raw!r}"
+            )
+        return float(raw)
+
+    defaults = LocalTierOptions()
+    prefixes = value.get("KEY_PREFIXES", ())
+    if isinstance(prefixes, str) or not all(isinstance(p, str) and p for p in prefixes):
+        raise ImproperlyConfigured(
+            "CACHES OPTIONS LOCAL_TIER KEY_PREFIXES must be a list of non-empty key prefixes"
+        )
+    ttl = value.get("TTL")
+    return LocalTierOptions(
+        max_entries=int(number("MAX_ENTRIES", defaults.max_entries, 1)),
+        max_staleness=number("MAX_STALENESS", defaults.max_staleness, 0.01),
+        max_value_size=int(number("MAX_VALUE_SIZE", defaults.max_value_size, 1)),
+        key_prefixes=tuple(prefixes),
+        ttl=None if ttl is None else number("TTL", 0, 0.001),
+    )
+
+
+@dataclass(frozen=True)
 class BackendOptions:
     """Everything a backend instance needs, resolved from its ``CACHES`` entry."""
 
@@ -92,6 +151,7 @@ class BackendOptions:
     circuit_cooldown: float = 5.0
     local_fallback: bool = False
     local_fallback_size: int = 1000
+    local_tier: LocalTierOptions | None = None
     prefix_depth: int = 4
     invalidation_prefixes: tuple[str, ...] | str = ()
     max_connections: int | None = None
@@ -176,6 +236,7 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
         local_fallback_size=int(
             _number(options, "LOCAL_FALLBACK_SIZE", "CACHE_LOCAL_FALLBACK_SIZE", 1)
         ),
+        local_tier=_local_tier(options.get("LOCAL_TIER")),
         prefix_depth=int(_number(options, "PREFIX_DEPTH", "CACHE_PREFIX_DEPTH")),
         invalidation_prefixes=_roots(options.get("INVALIDATION_PREFIXES", ())),
         max_connections=max_connections,

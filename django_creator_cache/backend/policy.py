@@ -8,7 +8,7 @@ on. Only strict mode (``OPTIONS["STRICT"] = True``) raises ``CacheUnavailable``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from redis.exceptions import (
@@ -49,6 +49,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 CLUSTER_NODE_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
 
 F = TypeVar("F", bound=Callable[..., Any])
+AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
 
 
 def degrades(default: Any = None) -> Callable[[F], F]:
@@ -74,5 +75,32 @@ def degrades(default: Any = None) -> Callable[[F], F]:
             return result
 
         return cast(F, wrapper)
+
+    return decorate
+
+
+def adegrades(default: Any = None) -> Callable[[AF], AF]:
+    """``degrades`` for the async methods: the same policy (``_blocked``, ``_fail``,
+    ``_recovered`` of the backend), around an awaited call. ``aget_x`` is
+    reported as operation ``get_x``."""
+
+    def decorate(method: AF) -> AF:
+        name = method.__name__.removeprefix("a")
+
+        @functools.wraps(method)
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            breaker = self._breaker
+            if breaker.opened_at and self._blocked(name):
+                return default() if callable(default) else default
+            try:
+                result = await method(self, *args, **kwargs)
+            except REDIS_ERRORS as exc:
+                self._fail(name, exc)
+                return default() if callable(default) else default
+            if breaker.failures:
+                self._recovered()
+            return result
+
+        return cast(AF, wrapper)
 
     return decorate

@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
@@ -29,6 +29,7 @@ from ..ttl import policy as ttl_policy
 from . import single_flight
 from .arguments import digest
 
+_MISSING = object()
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -124,8 +125,9 @@ class CachedFunction(Generic[P, R]):
 class AsyncCachedFunction(CachedFunction[P, R]):
     """``@cached`` on a coroutine function; ``R`` is the coroutine it returns.
 
-    The sync core runs in a worker thread (``sync_to_async``), and a miss runs
-    the coroutine back on the caller's event loop (``async_to_sync``).
+    Natively async: the backend's ``aget_or_set`` (redis.asyncio, single flight
+    with ``asyncio.sleep`` waits) awaits the coroutine on a miss, in the
+    caller's event loop; no thread is involved.
     """
 
     def __init__(self, func: Callable[P, R], **options: Any) -> None:
@@ -135,14 +137,30 @@ class AsyncCachedFunction(CachedFunction[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return cast(R, self._acall(args, kwargs))
 
+    async def ainvalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
+        """``invalidate`` on the native async API."""
+        cache = caches[self.alias]
+        return bool(await cache.adelete(self._key(cache, args, kwargs), version=self.version))
+
     async def _acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from ..backend.cache import RedisCache  # the backend imports this package
+
         cache = caches[self.alias]
         key = self._key(cache, args, kwargs)
         coroutine_function = cast(Callable[..., Awaitable[Any]], self.func)
-        compute = functools.partial(async_to_sync(coroutine_function), *args, **kwargs)
+        compute = functools.partial(coroutine_function, *args, **kwargs)
         tags = self.tags_for(*args, **kwargs)
-        get_or_set = sync_to_async(self._get_or_set, thread_sensitive=False)
-        return await get_or_set(cache, key, compute, tags)
+        if isinstance(cache, RedisCache):
+            return await single_flight.aget_or_set(
+                cache, key, compute, self.timeout, self.version, tags=tags, **self._flight
+            )
+        # Another backend: Django's get_or_set semantics, awaiting the computation.
+        value = await cache.aget(key, _MISSING, version=self.version)
+        if value is _MISSING:
+            value = await compute()
+            await cache.aadd(key, value, self.timeout, version=self.version)
+            value = await cache.aget(key, value, version=self.version)
+        return value
 
 
 class BoundCached:
@@ -162,6 +180,12 @@ class BoundCached:
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         return self._function.invalidate(self._instance, *args, **kwargs)
+
+    async def ainvalidate(self, *args: Any, **kwargs: Any) -> bool:
+        function = self._function
+        if not isinstance(function, AsyncCachedFunction):
+            raise TypeError("ainvalidate() is for cached coroutine functions")
+        return await function.ainvalidate(self._instance, *args, **kwargs)
 
     def tags_for(self, *args: Any, **kwargs: Any) -> tuple[str, ...]:
         return self._function.tags_for(self._instance, *args, **kwargs)

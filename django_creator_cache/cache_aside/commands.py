@@ -10,7 +10,7 @@ place whether that means "fail open" or "fail closed".
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import NoScriptError
@@ -43,6 +43,21 @@ def run(cache: RedisCache, operation: str, action: Callable[[Any], T]) -> T:
     return result
 
 
+async def arun(cache: RedisCache, operation: str, action: Callable[[Any], Awaitable[T]]) -> T:
+    """``run`` for the async side: ``await action(client)`` on the running loop's client."""
+    breaker = cache._breaker
+    if breaker.opened_at and cache._blocked(operation):
+        raise CacheUnavailable(cache.alias, operation, CircuitOpen("circuit open"))
+    try:
+        result = await action(cache._aredis())
+    except REDIS_ERRORS as exc:
+        cache._fail(operation, exc)  # raises itself in strict mode
+        raise CacheUnavailable(cache.alias, operation, exc) from exc
+    if breaker.failures:
+        cache._recovered()
+    return result
+
+
 class LuaScript:
     """A Lua script sent as EVALSHA; its source goes once to a server that lacks it.
 
@@ -61,3 +76,10 @@ class LuaScript:
             return client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         except NoScriptError:  # first use on this server, or its scripts were flushed
             return client.execute_command("EVAL", self.source, len(keys), *keys, *args)
+
+    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """The same on a redis.asyncio client."""
+        try:
+            return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.execute_command("EVAL", self.source, len(keys), *keys, *args)

@@ -11,24 +11,31 @@ A hit costs exactly what ``get`` costs: one GET, no lock command. With
 ``early_refresh`` a hit also reads the remaining TTL in the same round trip
 (GET + PTTL, pipelined), and one caller recomputes the value shortly before it
 expires while the others keep reading the current one.
+
+``aget_or_set`` is the same algorithm on the backend's native async methods
+(redis.asyncio, no thread): waiters ``asyncio.sleep`` between polls, and
+``default`` may return an awaitable (a coroutine function), which is awaited.
+The decisions (when to compute, how long to wait, the lock's key and token)
+are the same functions for both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .. import conf
 from ..exceptions import CacheUnavailable
 from ..ttl import TTLLike, jittered, parse_ttl
-from .commands import LuaScript, run
+from .commands import LuaScript, arun, run
 
 if TYPE_CHECKING:
     from ..backend.cache import RedisCache
@@ -89,14 +96,147 @@ async def aget_or_set(
     default: Any,
     timeout: Any = DEFAULT_TIMEOUT,
     version: int | None = None,
-    **options: Any,
+    *,
+    single_flight: bool | None = None,
+    lock_timeout: TTLLike = None,
+    wait_timeout: TTLLike = None,
+    early_refresh: TTLLike = None,
+    jitter: float | None = None,
+    tags: Iterable[str] | None = None,
 ) -> Any:
-    """``get_or_set`` in a worker thread; ``default`` is called there too.
+    """``get_or_set`` on the native async API; a hit is one GET.
 
-    Not thread-sensitive: waiters sleep, and must not hold up each other.
+    ``default`` is called in the event loop (as Django's ``aget_or_set`` does);
+    if it returns an awaitable, that is awaited.
     """
-    call = sync_to_async(get_or_set, thread_sensitive=False)
-    return await call(cache, key, default, timeout, version, **options)
+    if early_refresh is None:
+        value = await cache.aget(key, _MISSING, version=version)
+    else:
+        value = await _aearly(
+            cache, key, default, timeout, version, early_refresh, jitter, lock_timeout, tags
+        )
+    if value is not _MISSING:
+        return value
+    if not callable(default):
+        return await _aadd(cache, key, default, timeout, version, tags)
+    ttl = _jittered(cache, timeout, jitter)
+    if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
+        return await _aadd(cache, key, await _computed(default), ttl, version, tags)
+    return await _afill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags)
+
+
+async def _computed(compute: Callable[[], Any]) -> Any:
+    """``compute()``, awaited if it returns an awaitable (a coroutine function)."""
+    value = compute()
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+async def _aadd(
+    cache: RedisCache,
+    key: Any,
+    value: Any,
+    timeout: Any,
+    version: int | None,
+    tags: Iterable[str] | None,
+) -> Any:
+    await cache.aadd(key, value, timeout, version, tags=tags)
+    return await cache.aget(key, value, version=version)
+
+
+async def _afill(
+    cache: RedisCache,
+    key: Any,
+    compute: Callable[[], Any],
+    ttl: Any,
+    version: int | None,
+    lock_timeout: TTLLike,
+    wait_timeout: TTLLike,
+    tags: Iterable[str] | None,
+) -> Any:
+    """``_fill``, natively async."""
+    full = cache.make_key(key, version)
+    lock = ComputeLock(cache, key, version, lock_timeout)
+    if await lock.aacquire() is False:
+        value = await _await(cache, full, lock, _seconds(wait_timeout, "CACHE_LOCK_WAIT"))
+        if value is not _MISSING:
+            return value
+    if not lock.held:
+        value = await _computed(compute)
+        await cache.aadd(key, value, ttl, version, tags=tags)
+        return value
+    try:
+        value = await _apeek(cache, full)
+        if value is _MISSING:
+            value = await _computed(compute)
+            await cache.aset(key, value, ttl, version, tags=tags)
+        return value
+    finally:
+        await lock.arelease()
+
+
+async def _await(cache: RedisCache, full: str, lock: ComputeLock, wait: float) -> Any:
+    """``_wait``, sleeping with ``asyncio.sleep``."""
+    deadline = time.monotonic() + wait
+    delay = _FIRST_POLL
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(_pause(delay, left))
+        delay = _next_delay(delay)
+        value = await _apeek(cache, full)
+        if value is not _MISSING:
+            return value
+        if await lock.aacquire() is not False:
+            return _MISSING
+    return _MISSING
+
+
+async def _aearly(
+    cache: RedisCache,
+    key: Any,
+    default: Any,
+    timeout: Any,
+    version: int | None,
+    early_refresh: TTLLike,
+    jitter: float | None,
+    lock_timeout: TTLLike,
+    tags: Iterable[str] | None,
+) -> Any:
+    """``_early``, natively async."""
+    full = cache.make_key(key, version)
+    try:
+        raw, pttl = await arun(cache, "get", lambda client: _aget_with_pttl(cache, client, full))
+    except CacheUnavailable as exc:
+        _raise_if_strict(cache, exc)
+        return _MISSING
+    value = _early_read(cache, full, raw)
+    if value is _MISSING or not callable(default) or not _due(pttl, early_refresh):
+        return value
+    lock = ComputeLock(cache, key, version, lock_timeout)
+    if await lock.aacquire():
+        try:
+            value = await _computed(default)
+            await cache.aset(key, value, _jittered(cache, timeout, jitter), version, tags=tags)
+        finally:
+            await lock.arelease()
+    return value
+
+
+async def _aget_with_pttl(cache: RedisCache, client: Any, full: str) -> tuple[bytes | None, int]:
+    pipe = cache._amode(client).pipeline()
+    pipe.execute_command("GET", full)
+    pipe.execute_command("PTTL", full)
+    raw, pttl = await pipe.execute()
+    return raw, int(pttl)
+
+
+async def _apeek(cache: RedisCache, full: str) -> Any:
+    try:
+        raw = await arun(cache, "get", lambda client: client.execute_command("GET", full))
+    except CacheUnavailable as exc:
+        _raise_if_strict(cache, exc)
+        return _MISSING
+    return _MISSING if raw is None else cache._decode(full, raw, _MISSING)
 
 
 def _add(
@@ -150,8 +290,8 @@ def _wait(cache: RedisCache, full: str, lock: ComputeLock, wait: float) -> Any:
     deadline = time.monotonic() + wait
     delay = _FIRST_POLL
     while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(delay * random.uniform(0.8, 1.2), left))
-        delay = min(delay * _BACKOFF, _MAX_POLL)
+        time.sleep(_pause(delay, left))
+        delay = _next_delay(delay)
         value = _peek(cache, full)
         if value is not _MISSING:
             return value
@@ -178,15 +318,8 @@ def _early(
     except CacheUnavailable as exc:
         _raise_if_strict(cache, exc)
         return _MISSING
-    counters: Any = cache._counters  # its counters are slots set at run time
-    if raw is None:
-        counters.misses += 1
-        return _MISSING
-    counters.hits += 1
-    value = cache._decode(full, raw, _MISSING)
-    window = parse_ttl(early_refresh)
-    due = window is not None and 0 <= pttl < window * 1000  # -1: no expiry
-    if value is _MISSING or not callable(default) or not due:
+    value = _early_read(cache, full, raw)
+    if value is _MISSING or not callable(default) or not _due(pttl, early_refresh):
         return value
     lock = ComputeLock(cache, key, version, lock_timeout)
     if lock.acquire():
@@ -196,6 +329,31 @@ def _early(
         finally:
             lock.release()
     return value
+
+
+def _pause(delay: float, left: float) -> float:
+    """How long a waiter sleeps before its next poll (jittered, never past the deadline)."""
+    return min(delay * random.uniform(0.8, 1.2), left)
+
+
+def _next_delay(delay: float) -> float:
+    return min(delay * _BACKOFF, _MAX_POLL)
+
+
+def _early_read(cache: RedisCache, full: str, raw: bytes | None) -> Any:
+    """Count and decode the GET of an early-refresh read (``_MISSING`` on a miss)."""
+    counters: Any = cache._counters  # its counters are slots set at run time
+    if raw is None:
+        counters.misses += 1
+        return _MISSING
+    counters.hits += 1
+    return cache._decode(full, raw, _MISSING)
+
+
+def _due(pttl: int, early_refresh: TTLLike) -> bool:
+    """Whether a value with ``pttl`` ms left is due for its early refresh (-1: no expiry)."""
+    window = parse_ttl(early_refresh)
+    return window is not None and 0 <= pttl < window * 1000
 
 
 def _get_with_pttl(cache: RedisCache, full: str) -> tuple[bytes | None, int]:
@@ -251,6 +409,27 @@ class ComputeLock:
         self.held = False
         with contextlib.suppress(CacheUnavailable):  # else it expires on its own
             run(self._cache, "unlock", lambda c: _RELEASE(c, [self.key], [self._token]))
+
+    async def aacquire(self) -> bool | None:
+        """``acquire`` on the native async client."""
+        args = ("SET", self.key, self._token, "PX", self._ms, "NX")
+        try:
+            taken = await arun(self._cache, "lock", lambda c: c.execute_command(*args))
+        except CacheUnavailable as exc:
+            _raise_if_strict(self._cache, exc)
+            return None
+        self.held = bool(taken)
+        return self.held
+
+    async def arelease(self) -> None:
+        """``release`` on the native async client."""
+        if not self.held:
+            return
+        self.held = False
+        with contextlib.suppress(CacheUnavailable):
+            await arun(
+                self._cache, "unlock", lambda c: _RELEASE.acall(c, [self.key], [self._token])
+            )
 
 
 def _seconds(value: TTLLike, setting: str) -> float:

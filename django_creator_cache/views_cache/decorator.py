@@ -6,17 +6,23 @@ page at that moment: the first takes the page's ``ComputeLock`` (the one
 single-flight ``get_or_set`` uses) and renders, the others poll for the page.
 A render that may not be stored leaves a short ``PASS`` mark instead, so the
 waiters render on their own at once rather than queue behind the lock.
+
+Async views take the same path on the backend's native async methods
+(redis.asyncio in the request's event loop, ``asyncio.sleep`` while waiting):
+no thread, and the view's coroutine is awaited where it was called. The rules
+(key, what may be stored, hit/PASS decisions) are shared with the sync path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast, overload
 
-from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -31,6 +37,7 @@ from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
 
 V = TypeVar("V", bound=Callable[..., Any])
 Render = Callable[[], HttpResponseBase]
+ARender = Callable[[], Awaitable[HttpResponseBase]]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 # Waiters poll after 5 ms, then 1.5 times longer each time, at most every 50 ms.
@@ -134,11 +141,8 @@ def cache_response(
                 auser = getattr(request, "auser", None)
                 safe = request.method in _SAFE_METHODS
                 user = await auser() if auser is not None and safe else None
-                render = async_to_sync(functools.partial(func, request, *args, **kwargs))
-                respond_in_thread = sync_to_async(respond, thread_sensitive=False)
-                return await respond_in_thread(
-                    options, view_id, request, user, render, args, kwargs
-                )
+                render = functools.partial(func, request, *args, **kwargs)
+                return await arespond(options, view_id, request, user, render, args, kwargs)
 
             return cast(V, functools.wraps(func)(async_view))
 
@@ -168,20 +172,58 @@ def respond(
 ) -> HttpResponseBase:
     """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
     cache = caches[options.alias]
-    key = (
-        core.page_key(cache, options, view_id, request, user, args, kwargs)
-        if request.method in _SAFE_METHODS
-        else None
-    )
+    key = _key(cache, options, view_id, request, user, args, kwargs)
     if key is None:
         return core.mark(render(), SKIP, options)
     value = cache.get(key)
     hit = _served(value, options)
     if hit is not None:
         return hit
-    if value == PASS or request.method == "HEAD":  # HEAD reads GET's page, never writes it
+    if _render_unstored(value, request):
         return core.mark(render(), SKIP, options)
     return _Fill(cache, key, options, request, args, kwargs).run(render)
+
+
+async def arespond(
+    options: PageOptions,
+    view_id: str,
+    request: HttpRequest,
+    user: Any,
+    render: ARender,
+    args: Any,
+    kwargs: Any,
+) -> HttpResponseBase:
+    """``respond`` for async views, on the cache's async methods."""
+    cache = caches[options.alias]
+    key = _key(cache, options, view_id, request, user, args, kwargs)
+    if key is None:
+        return core.mark(await render(), SKIP, options)
+    value = await cache.aget(key)
+    hit = _served(value, options)
+    if hit is not None:
+        return hit
+    if _render_unstored(value, request):
+        return core.mark(await render(), SKIP, options)
+    return await _Fill(cache, key, options, request, args, kwargs).arun(render)
+
+
+def _key(
+    cache: BaseCache,
+    options: PageOptions,
+    view_id: str,
+    request: HttpRequest,
+    user: Any,
+    args: Any,
+    kwargs: Any,
+) -> str | None:
+    if request.method not in _SAFE_METHODS:
+        return None
+    return core.page_key(cache, options, view_id, request, user, args, kwargs)
+
+
+def _render_unstored(value: Any, request: HttpRequest) -> bool:
+    """After a miss: render without storing (a PASS mark; HEAD reads GET's page, never writes)."""
+    return bool(value == PASS or request.method == "HEAD")
 
 
 class _Fill:
@@ -234,42 +276,122 @@ class _Fill:
             return response
         return self.store(response)
 
+    async def arun(self, render: ARender) -> HttpResponseBase:
+        """``run`` for an async view: the same steps on the cache's async methods."""
+        if self.lock is not None:
+            if await self.lock.aacquire() is False:
+                value = await self._await(self.lock)
+            else:
+                value = await self.cache.aget(self.key)
+            hit = _served(value, self.options)
+            if hit is not None or value == PASS:
+                await self._arelease()
+            if hit is not None:
+                return hit
+            if value == PASS:
+                return core.mark(await render(), SKIP, self.options)
+        try:
+            response = await render()
+        except BaseException:
+            await self._aleave_pass()
+            await self._arelease()
+            raise
+        if _deferred(response):
+            # Rendered later by Django's handler, in a thread: ``store`` (sync) runs then.
+            cast(Any, response).add_post_render_callback(self.store)
+            return response
+        return await self.astore(response)
+
     def store(self, response: HttpResponseBase) -> HttpResponseBase:
         """Store ``response`` if it may be shared, mark it, and let the waiters go."""
         try:
-            if not core.storable(self.options, self.request, response):
+            entry = self._entry(response)
+            if entry is None:
                 self._leave_pass()
                 return core.mark(response, SKIP, self.options)
-            entry = core.to_entry(cast(HttpResponse, response), self.ttl)
-            if isinstance(self.cache, RedisCache):
-                tags = self.options.tags_for(self.request, self.args, self.kwargs)
-                self.cache.set(self.key, entry, self.ttl, tags=tags)
-            else:
-                self.cache.set(self.key, entry, self.ttl)
+            self.cache.set(self.key, entry, self.ttl, **self._set_options())
             return core.mark(response, MISS, self.options, self.ttl)
         finally:
             self._release()
 
+    async def astore(self, response: HttpResponseBase) -> HttpResponseBase:
+        """``store`` on the cache's async methods."""
+        try:
+            entry = self._entry(response)
+            if entry is None:
+                await self._aleave_pass()
+                return core.mark(response, SKIP, self.options)
+            await self.cache.aset(self.key, entry, self.ttl, **self._set_options())
+            return core.mark(response, MISS, self.options, self.ttl)
+        finally:
+            await self._arelease()
+
+    def _entry(self, response: HttpResponseBase) -> tuple[Any, ...] | None:
+        """What to store for ``response``, or None if it may not be shared."""
+        if not core.storable(self.options, self.request, response):
+            return None
+        return core.to_entry(cast(HttpResponse, response), self.ttl)
+
+    def _set_options(self) -> dict[str, Any]:
+        if isinstance(self.cache, RedisCache):
+            return {"tags": self.options.tags_for(self.request, self.args, self.kwargs)}
+        return {}
+
+    def _deadline(self) -> float:
+        return time.monotonic() + (parse_ttl(conf.read("CACHE_LOCK_WAIT")) or 0.0)
+
     def _wait(self, lock: ComputeLock) -> Any:
         """Poll until the page (or ``PASS``) appears, the lock is ours, or CACHE_LOCK_WAIT ends."""
-        deadline = time.monotonic() + (parse_ttl(conf.read("CACHE_LOCK_WAIT")) or 0.0)
+        deadline = self._deadline()
         delay = _FIRST_POLL
         while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(delay * random.uniform(0.8, 1.2), left))
+            time.sleep(_pause(delay, left))
             delay = min(delay * _BACKOFF, _MAX_POLL)
             value = self.cache.get(self.key)
             if value is not None or lock.acquire() is not False:
                 return value
         return None
 
+    async def _await(self, lock: ComputeLock) -> Any:
+        """``_wait`` with ``asyncio.sleep``."""
+        deadline = self._deadline()
+        delay = _FIRST_POLL
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(_pause(delay, left))
+            delay = min(delay * _BACKOFF, _MAX_POLL)
+            value = await self.cache.aget(self.key)
+            if value is not None or await lock.aacquire() is not False:
+                return value
+        return None
+
+    def _pass_seconds(self) -> float | None:
+        """Seconds of the PASS mark to leave, or None when this caller holds no lock."""
+        if self.lock is None or not self.lock.held:
+            return None
+        return PASS_SECONDS if self.ttl is None else min(self.ttl, PASS_SECONDS)
+
     def _leave_pass(self) -> None:
-        if self.lock is not None and self.lock.held:
-            seconds = PASS_SECONDS if self.ttl is None else min(self.ttl, PASS_SECONDS)
+        seconds = self._pass_seconds()
+        if seconds is not None:
             self.cache.add(self.key, PASS, seconds)
+
+    async def _aleave_pass(self) -> None:
+        seconds = self._pass_seconds()
+        if seconds is not None:
+            await self.cache.aadd(self.key, PASS, seconds)
 
     def _release(self) -> None:
         if self.lock is not None:
             self.lock.release()
+
+    async def _arelease(self) -> None:
+        if self.lock is not None:
+            await self.lock.arelease()
+
+
+def _pause(delay: float, left: float) -> float:
+    """A waiter's sleep before its next poll: jittered, never past the deadline."""
+    return min(delay * random.uniform(0.8, 1.2), left)
 
 
 def _served(value: Any, options: PageOptions) -> HttpResponseBase | None:

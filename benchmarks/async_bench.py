@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Async throughput: our native ``a*`` methods beside Django's ``RedisCache`` async methods.
+
+Candidates, on the same redis-server, each under its own key prefix, in the same run:
+
+* ``raw``: ``redis.asyncio.Redis`` (hiredis parser, one pool per loop), values pickled by
+  hand, keys built with an f-string: the async floor;
+* ``ours``: ``django_creator_cache.backend.RedisCache`` ``aget``/``aset``/``aget_many``
+  (redis.asyncio in the running loop, no thread);
+* ``django``: Django's ``django.core.cache.backends.redis.RedisCache`` ``aget``/``aset``/
+  ``aget_many``: ``BaseCache``'s ``sync_to_async(..., thread_sensitive=True)`` around the
+  sync methods (a thread hop per call, all calls through one thread).
+
+Each cell is ``--tasks`` concurrent tasks (default 100) in one event loop, each making
+``--calls`` calls in a row (a fifth of that for ``aget_many``); ops/s = all calls / wall
+time. Candidates alternate cell by
+cell in a rotating order, ``--rounds`` rounds; ratios are per round, median over rounds.
+The script starts its own redis-server (free port, temp dir) and stops it at the end. No
+CPU pinning by default: the thread hop is the point, and threads need cores
+(``--pin`` puts this process and redis-server on one CPU).
+
+Run from the repository root::
+
+    python benchmarks/async_bench.py [--rounds 5] [--tasks 100] [--calls 50] [--pin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import pickle
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.backend_bench import payload, start_server  # noqa: E402
+
+CANDIDATES = ("raw", "ours", "django")
+PREFIXES = {"raw": "raw", "ours": "ours", "django": "dj"}
+TIMEOUT = 300
+ROWS = ("aget hit 100 B", "aget miss", "aset 100 B", "aget_many 10 100 B")
+# Calls per task in a cell = --calls // divisor (Django's aget_many is ten thread hops).
+DIVISORS = {"aget_many 10 100 B": 5}
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class RawAsync:
+    """The same calls written directly on redis.asyncio (the floor)."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clients: dict[int, Any] = {}
+
+    def _client(self) -> Any:
+        import redis.asyncio
+
+        loop = id(asyncio.get_running_loop())
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(self.url)
+        return client
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        raw = await self._client().get(f"{self.prefix}:1:{key}")
+        return default if raw is None else pickle.loads(raw)
+
+    async def aset(self, key: str, value: Any, timeout: int) -> bool:
+        data = pickle.dumps(value, PROTOCOL)
+        return bool(await self._client().set(f"{self.prefix}:1:{key}", data, ex=timeout))
+
+    async def aget_many(self, keys: list[str]) -> dict[str, Any]:
+        values = await self._client().mget([f"{self.prefix}:1:{k}" for k in keys])
+        return {k: pickle.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+
+def configure_django(url: str) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        USE_TZ=True,
+        INSTALLED_APPS=["django_creator_cache"],
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "ours": {
+                "BACKEND": "django_creator_cache.backend.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": PREFIXES["ours"],
+            },
+            "django": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": PREFIXES["django"],
+            },
+        },
+        CACHE_STATS_FLUSH_INTERVAL=0,
+        LOGGING_CONFIG=None,
+    )
+    django.setup()
+
+
+def calls_for(cache: Any, value: str) -> dict[str, Callable[[int, int], Awaitable[Any]]]:
+    """One coroutine function per row: (task number, call number) -> awaitable."""
+    many = [f"m{i}" for i in range(10)]
+    return {
+        "aget hit 100 B": lambda t, i: cache.aget("hit"),
+        "aget miss": lambda t, i: cache.aget(f"miss-{t}-{i}"),
+        "aset 100 B": lambda t, i: cache.aset(f"set-{t}", value, TIMEOUT),
+        "aget_many 10 100 B": lambda t, i: cache.aget_many(many),
+    }
+
+
+async def prepare(cache: Any, value: str) -> None:
+    await cache.aset("hit", value, TIMEOUT)
+    for i in range(10):
+        await cache.aset(f"m{i}", value, TIMEOUT)
+    assert await cache.aget("hit") == value, "the candidate does not read back what it wrote"
+    assert len(await cache.aget_many([f"m{i}" for i in range(10)])) == 10
+
+
+async def cell(call: Callable[[int, int], Awaitable[Any]], tasks: int, calls: int) -> float:
+    """Seconds for ``tasks`` concurrent tasks making ``calls`` calls each."""
+
+    async def worker(task: int) -> None:
+        for i in range(calls):
+            await call(task, i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(t) for t in range(tasks)))
+    return time.perf_counter() - started
+
+
+async def bench_loop(args: argparse.Namespace, candidates: dict[str, Any]) -> dict[str, Any]:
+    value = payload(100)
+    for cache in candidates.values():
+        await prepare(cache, value)
+    calls = {name: calls_for(cache, value) for name, cache in candidates.items()}
+    # Warm-up: pools fill up, the thread-hop executor starts.
+    for row in ROWS:
+        for name in CANDIDATES:
+            await cell(calls[name][row], args.tasks, max(args.calls // 5, 2))
+    results: dict[str, dict[str, list[float]]] = {r: {n: [] for n in CANDIDATES} for r in ROWS}
+    for round_no in range(args.rounds):
+        gc.collect()
+        for row in ROWS:
+            shift = round_no % len(CANDIDATES)
+            per_task = max(args.calls // DIVISORS.get(row, 1), 1)
+            for name in CANDIDATES[shift:] + CANDIDATES[:shift]:
+                seconds = await cell(calls[name][row], args.tasks, per_task)
+                results[row][name].append(args.tasks * per_task / seconds)
+        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    return results
+
+
+def table(results: dict[str, dict[str, list[float]]]) -> str:
+    lines = [
+        "| operation (100 tasks) | raw redis.asyncio ops/s | ours ops/s | Django RedisCache "
+        "ops/s | ours/Django | ours/raw |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for row, per in results.items():
+        median = {name: statistics.median(values) for name, values in per.items()}
+        over_django = statistics.median(
+            o / d for o, d in zip(per["ours"], per["django"], strict=True)
+        )
+        over_raw = statistics.median(o / r for o, r in zip(per["ours"], per["raw"], strict=True))
+        lines.append(
+            f"| {row} | {median['raw']:,.0f} | {median['ours']:,.0f} | {median['django']:,.0f} "
+            f"| {over_django:.2f}x | {over_raw:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--tasks", type=int, default=100, help="concurrent tasks (default 100)")
+    parser.add_argument("--calls", type=int, default=50, help="calls per task per cell")
+    parser.add_argument("--pin", action="store_true", help="pin this process and redis-server")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    cpu: int | None = None
+    if args.pin:
+        cpu = max(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+    server = start_server(cpu)
+    try:
+        configure_django(server.url)
+        from django.core.cache import caches
+
+        candidates = {
+            "raw": RawAsync(server.url, PREFIXES["raw"]),
+            "ours": caches["ours"],
+            "django": caches["django"],
+        }
+        print(f"# async benchmark: {args.tasks} tasks x {args.calls} calls, {args.rounds} rounds")
+        started = time.perf_counter()
+        results = asyncio.run(bench_loop(args, candidates))
+        duration = time.perf_counter() - started
+        if candidates["ours"]._counters.errors:
+            raise SystemExit("our backend counted Redis errors during the run")
+        import django
+        import hiredis
+        import redis
+
+        print()
+        print(table(results))
+        print()
+        print(
+            f"Versions: Python {platform.python_version()}, Django {django.get_version()}, "
+            f"redis-py {redis.__version__}, hiredis {hiredis.__version__}, "
+            f"Redis {server.info('server')['redis_version']}; CPUs: {len(os.sched_getaffinity(0))}"
+        )
+        print(f"Pinned: {f'yes, CPU {cpu}' if cpu is not None else 'no'}")
+        print(
+            f"Method: {args.rounds} rounds; each cell: {args.tasks} concurrent tasks x "
+            f"{args.calls} calls in one event loop; candidates alternate cell by cell "
+            "(order rotated); ratios per round, median over rounds."
+        )
+        print(f"Timed part: {duration:.0f} s. Command: {command}")
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
