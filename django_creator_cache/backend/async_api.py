@@ -588,57 +588,45 @@ class AsyncMixin:
         t = int(await (client or self._aredis()).pttl(self.make_key(key, version)))
         return None if t == -1 else max(t, 0)
 
+    async def _aexpiry(self, full: str, client: Any, command: str, *args: Any) -> bool:
+        """Run one expiry command (``pexpire``, ``persist``, ...) on ``full``; drop
+        its local copy whatever happens, since its lifetime changed."""
+        try:
+            return bool(await getattr(client or self._aredis(), command)(full, *args))
+        finally:
+            self._wrote(full)
+
     @adegrades(False)
     async def aexpire(
         self, key: Any, timeout: Any, version: int | None = None, client: Any = None
     ) -> bool:
         px = self._px(timeout)
         full = self.make_key(key, version)
-        redis = client or self._aredis()
-        try:
-            if px is None:
-                return bool(await redis.persist(full))
-            return bool(await redis.pexpire(full, px))
-        finally:
-            self._wrote(full)
+        if px is None:
+            return await self._aexpiry(full, client, "persist")
+        return await self._aexpiry(full, client, "pexpire", px)
 
     @adegrades(False)
     async def apexpire(
         self, key: Any, timeout: int, version: int | None = None, client: Any = None
     ) -> bool:
-        full = self.make_key(key, version)
-        try:
-            return bool(await (client or self._aredis()).pexpire(full, timeout))
-        finally:
-            self._wrote(full)
+        return await self._aexpiry(self.make_key(key, version), client, "pexpire", timeout)
 
     @adegrades(False)
     async def aexpire_at(
         self, key: Any, when: Any, version: int | None = None, client: Any = None
     ) -> bool:
-        full = self.make_key(key, version)
-        try:
-            return bool(await (client or self._aredis()).expireat(full, when))
-        finally:
-            self._wrote(full)
+        return await self._aexpiry(self.make_key(key, version), client, "expireat", when)
 
     @adegrades(False)
     async def apexpire_at(
         self, key: Any, when: Any, version: int | None = None, client: Any = None
     ) -> bool:
-        full = self.make_key(key, version)
-        try:
-            return bool(await (client or self._aredis()).pexpireat(full, when))
-        finally:
-            self._wrote(full)
+        return await self._aexpiry(self.make_key(key, version), client, "pexpireat", when)
 
     @adegrades(False)
     async def apersist(self, key: Any, version: int | None = None, client: Any = None) -> bool:
-        full = self.make_key(key, version)
-        try:
-            return bool(await (client or self._aredis()).persist(full))
-        finally:
-            self._wrote(full)
+        return await self._aexpiry(self.make_key(key, version), client, "persist")
 
     @adegrades(list)
     async def akeys(self, search: str, version: int | None = None, client: Any = None) -> list[str]:

@@ -194,11 +194,3 @@ class LazyClient:
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         return get_client(self._options).pipeline(*args, **kwargs)
-
-
-def forget_clients() -> None:
-    """Close and drop every shared client (tests, settings changes)."""
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
