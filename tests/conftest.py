@@ -21,8 +21,8 @@ import pytest
 from django.core.cache import caches
 
 from django_creator_cache.backend import local_tier
-from django_creator_cache.backend.cache import _fallbacks
 from django_creator_cache.backend.circuit import _breakers
+from django_creator_cache.backend.runtime import _fallbacks
 from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
 
 BACKEND = "django_creator_cache.backend.RedisCache"
@@ -141,9 +141,18 @@ def target(request: pytest.FixtureRequest, settings: Any) -> Iterator[Target]:
     )
     settings.CACHES = {"default": entry}
     cache = caches["default"]
-    cache._mode.flush()
+    flush(cache)
     yield Target(mode, cache, servers.commandstats)
-    cache._mode.flush()
+    flush(cache)
+
+
+def flush(cache: Any) -> None:
+    """Empty every database behind ``cache`` (every primary of a Cluster)."""
+    client = cache.get_client()
+    if cache.cluster:
+        client.flushdb(target_nodes="primaries")
+    else:
+        client.flushdb()
 
 
 @pytest.fixture

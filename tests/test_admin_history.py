@@ -13,7 +13,7 @@ from django.core.cache import caches
 from django_creator_cache import history
 from django_creator_cache.stats import registry
 from django_creator_cache.views import chart
-from tests.conftest import Target, single_entry
+from tests.conftest import Target, flush, single_entry
 from tests.redis_servers import RedisServer
 from tests.test_admin_page import fresh
 
@@ -31,7 +31,7 @@ def site_cache(redis_server: RedisServer, settings: Any) -> Iterator[Any]:
     cache = caches["default"]
     fresh(cache)
     yield cache
-    cache._mode.flush()
+    flush(cache)
 
 
 def test_sample_at_most_once_per_interval_site_wide(

@@ -15,7 +15,7 @@ from django.test import Client
 from django_creator_cache import history
 from django_creator_cache.checks import check_history
 from django_creator_cache.models import MANAGE_PERMISSION
-from tests.conftest import Target, single_entry
+from tests.conftest import Target, flush, single_entry
 from tests.redis_servers import RedisServer
 
 PAGE = "/admin/django_creator_cache/cachealias/"
@@ -33,7 +33,7 @@ def _fresh_history() -> Iterator[None]:
 def fresh(cache: Any) -> None:
     """Empty the servers, statistics included: this process's unflushed counts too."""
     cache.flush_stats()
-    cache._mode.flush()
+    flush(cache)
 
 
 def make_user(django_user_model: Any, name: str, *, staff: bool = True, perm: bool = True) -> Any:
@@ -73,7 +73,7 @@ def site_cache(redis_server: RedisServer, settings: Any) -> Iterator[Any]:
     cache = caches["default"]
     fresh(cache)
     yield cache
-    cache._mode.flush()
+    flush(cache)
 
 
 def field(html: str, name: str, alias: str = "default") -> str:

@@ -450,7 +450,7 @@ def test_corrupt_values_read_as_misses_and_are_deleted(cache: Any) -> None:
 
 
 def test_statistics_count_async_calls(cache: Any) -> None:
-    before = cache._counters.snapshot()
+    before = cache.runtime.counters.snapshot()
 
     async def scenario() -> None:
         await cache.aset("s", 1)
@@ -460,7 +460,7 @@ def test_statistics_count_async_calls(cache: Any) -> None:
         await cache.adelete("s")
 
     run(scenario)
-    after = cache._counters.snapshot()
+    after = cache.runtime.counters.snapshot()
     delta = {name: after[name] - before[name] for name in after if after[name] != before[name]}
     if LOCAL_TIER:  # the second read of "s" is served locally
         assert delta == {"sets": 1, "hits": 1, "local_hits": 1, "misses": 2, "deletes": 1}
@@ -478,9 +478,9 @@ def test_one_client_per_event_loop_closed_with_it(target: Target) -> None:
 
     async def use() -> None:
         await cache.aset("loop", threading.get_ident())
-        client = cache._aredis()
-        assert cache._aredis() is client  # the same client for the whole loop
-        assert caches["default"]._aredis() is client  # and for every backend of the alias
+        client = cache._aclient()
+        assert cache._aclient() is client  # the same client for the whole loop
+        assert caches["default"]._aclient() is client  # and for every backend of the alias
         seen.append(client)
         assert async_connection.loops_with_clients() >= baseline + 1
 
@@ -561,13 +561,13 @@ def test_outage_degrades_then_recovers(failing: Any) -> None:
         assert await cache.ainvalidate_tags("t") == 0
         assert await cache.aget_or_set("gos", lambda: "computed") == "computed"
         # The circuit is open now: calls fail fast, gets served by the local fallback.
-        assert cache._breaker.state == "open"
+        assert cache.runtime.breaker.state == "open"
         await cache.aset("local", "from-fallback")
         assert await cache.aget("local") == "from-fallback"
 
-    short_before = cache._counters.short_circuits
+    short_before = cache.runtime.counters.short_circuits
     run(during)
-    assert cache._counters.short_circuits > short_before
+    assert cache.runtime.counters.short_circuits > short_before
     server.start()
     time.sleep(0.6)  # the cool-down: the next call probes
 
@@ -577,7 +577,7 @@ def test_outage_degrades_then_recovers(failing: Any) -> None:
         assert await cache.aget("local") is None  # the fallback was dropped on recovery
 
     run(after)
-    assert cache._breaker.state == "closed"
+    assert cache.runtime.breaker.state == "closed"
 
 
 def test_strict_mode_raises(own_redis_server: RedisServer, settings: Any) -> None:

@@ -56,12 +56,12 @@ def test_async_writes_follow_a_demoted_primary_to_the_new_one() -> None:
                         "SENTINEL", "MONITOR", group.service_name, new.host, new.port, group.quorum
                     )
             assert group.current_primary_address() == new.address
-            errors_before = cache._counters.errors
+            errors_before = cache.runtime.counters.errors
             # The pooled connection still points at `old`, now a replica: READONLY, then a
             # reconnect through the sentinels, inside one call.
             assert await cache.aset("swap", 1) is True
             assert await cache.aget("swap") == 1
-            assert cache._counters.errors == errors_before
+            assert cache.runtime.counters.errors == errors_before
 
         asyncio.run(scenario())
         assert _stored(new, cache, "swap") == b"1"

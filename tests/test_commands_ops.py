@@ -16,7 +16,7 @@ from django.core.cache import caches
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.conftest import Target, single_entry
+from tests.conftest import Target, flush, single_entry
 from tests.redis_servers import RedisServer
 from tests.test_admin_page import fresh
 
@@ -43,7 +43,7 @@ def site_cache(redis_server: RedisServer, settings: Any) -> Iterator[Any]:
     cache = caches["default"]
     fresh(cache)
     yield cache
-    cache._mode.flush()
+    flush(cache)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from django.core.cache import caches
 from django.db import transaction
 
-from tests.conftest import cluster_entry, single_entry
+from tests.conftest import cluster_entry, flush, single_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +84,7 @@ def test_a_reader_in_another_process_never_sees_the_pre_save_value_after_the_com
     entry = single_entry(servers) if mode == "single" else cluster_entry(servers)
     settings.CACHES = {"default": entry}
     cache = caches["default"]
-    cache._mode.flush()
+    flush(cache)
     campaign = Campaign.objects.create(name="Spring", budget=0)
     by_prefix, by_tag = f"campaigns:{campaign.pk}:detail", f"pages:campaign-{campaign.pk}"
 

@@ -30,6 +30,7 @@ from redis.crc import key_slot
 
 from django_creator_cache.backend import RedisCache, local_tier, modes
 from django_creator_cache.backend.local_tier import _RespReader
+from tests.conftest import flush
 from tests.redis_servers import RedisCluster, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def tiered_cluster(cluster: RedisCluster, alias: str, **tier: Any) -> RedisCache
 
 
 def ready(cache: RedisCache) -> local_tier.LocalTier:
-    tier = cache._local
+    tier = cache.local_tier
     assert tier is not None
     assert tier.wait_serving(10), tier.state()
     return tier
@@ -69,10 +70,10 @@ def until(check: Callable[[], bool], timeout: float, what: str) -> float:
 @pytest.fixture
 def cache(redis_server: RedisServer) -> Iterator[RedisCache]:
     backend = tiered(redis_server.url, "tier")
-    backend._mode.flush()
+    flush(backend)
     ready(backend)
     yield backend
-    backend._mode.flush()
+    flush(backend)
 
 
 # -- the tier itself --------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_resp_reader_takes_messages_in_pieces() -> None:
 
 def test_a_hit_is_local_and_counted_apart(cache: RedisCache, redis_server: RedisServer) -> None:
     cache.set("k", {"v": 1}, 100)
-    before = cache._counters.snapshot()
+    before = cache.runtime.counters.snapshot()
     assert cache.get("k") == {"v": 1}  # fetched (value and TTL), kept
     commands_before = redis_server.commandstats()
     assert [cache.get("k") for _ in range(50)] == [{"v": 1}] * 50
@@ -109,7 +110,7 @@ def test_a_hit_is_local_and_counted_apart(cache: RedisCache, redis_server: Redis
     commands_after = redis_server.commandstats()
     assert commands_after.get("get", 0) == commands_before.get("get", 0)  # no round trip
     assert commands_after.get("eval", 0) == commands_before.get("eval", 0)
-    after = cache._counters.snapshot()
+    after = cache.runtime.counters.snapshot()
     assert after["local_hits"] - before["local_hits"] == 51
     assert after["hits"] - before["hits"] == 1
     stats = cache.stats(server=False)
@@ -211,7 +212,7 @@ def test_bounds_keys_prefixes_and_sizes(redis_server: RedisServer) -> None:
         KEY_PREFIXES=["feed:", "flags:"],
         TTL=0.2,
     )
-    cache._mode.flush()
+    flush(cache)
     tier = ready(cache)
     assert tier.prefixes == (":1:feed:", ":1:flags:")
     cache.set_many({f"feed:{i}": i for i in range(5)} | {"other": 1, "flags:big": "x" * 500})
@@ -234,9 +235,9 @@ def test_async_reads_use_the_tier(cache: RedisCache) -> None:
     async def scenario() -> list[Any]:
         return [await cache.aget("k"), await cache.aget("k"), await cache.aget_many(["k"])]
 
-    before = cache._counters.local_hits
+    before = cache.runtime.counters.local_hits
     assert asyncio.run(scenario()) == ["v", "v", {"k": "v"}]
-    assert cache._counters.local_hits - before == 2
+    assert cache.runtime.counters.local_hits - before == 2
 
 
 # -- losing tracking ----------------------------------------------------------------------------
@@ -299,9 +300,9 @@ def test_a_forked_child_gets_its_own_tracking(redis_server: RedisServer) -> None
 
     def child() -> None:
         seen = [cache.get("k")]  # the tier restarts here; until then reads go to Redis
-        assert cache._local is not None
-        cache._local.reserve(cache.make_key("k"))
-        seen.append(cache._local.wait_serving(10))
+        assert cache.local_tier is not None
+        cache.local_tier.reserve(cache.make_key("k"))
+        seen.append(cache.local_tier.wait_serving(10))
         cache.get("k")
         with redis_server.client() as raw:
             raw.set(cache.make_key("k"), b"7")
@@ -336,7 +337,7 @@ def _reader(location: str, options: dict[str, Any], keys: list[str], go: Any, ou
     cache = RedisCache(location, {"OPTIONS": options})
     for key in keys:
         cache.get(key)
-    assert cache._local is not None and cache._local.wait_serving(10)
+    assert cache.local_tier is not None and cache.local_tier.wait_serving(10)
     out.put(("ready", os.getpid()))
     go.wait(30)
     reads: list[tuple[float, int, int]] = []
@@ -345,7 +346,7 @@ def _reader(location: str, options: dict[str, Any], keys: list[str], go: Any, ou
         for index, key in enumerate(keys):
             value = cache.get(key)
             reads.append((start, index, -1 if value is None else value[0]))
-    out.put(("done", reads, cache._counters.local_hits))
+    out.put(("done", reads, cache.runtime.counters.local_hits))
 
 
 def _coherence(location: str, options: dict[str, Any], keys: list[str]) -> dict[str, Any]:

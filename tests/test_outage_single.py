@@ -79,9 +79,9 @@ def open_circuit(cache: RedisCache) -> int:
     """Fail reads until the circuit opens; returns how many calls it took."""
     for calls in range(1, 4 * FAILURES):
         assert cache.get("probe", "miss") == "miss"
-        if cache._breaker.state == "open":
+        if cache.runtime.breaker.state == "open":
             return calls
-    raise AssertionError(f"circuit still {cache._breaker.state} after {calls} failed calls")
+    raise AssertionError(f"circuit still {cache.runtime.breaker.state} after {calls} failed calls")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -138,7 +138,7 @@ def _outage_worker(
     counter.install()
 
     cache = RedisCache(url, {"OPTIONS": options})
-    breaker = cache._breaker
+    breaker = cache.runtime.breaker
     exceptions: list[str] = []
 
     def call(fn: Callable[[], Any]) -> Any:
@@ -170,7 +170,7 @@ def _outage_worker(
                 # open a single socket (and report short circuits instead).
                 opened_at = breaker.opened_at
                 before = counter.count
-                short_before = cache._counters.short_circuits
+                short_before = cache.runtime.counters.short_circuits
                 for n in range(20):
                     results = (
                         call(lambda n=n: cache.set(f"{key}-{n}", n)),
@@ -185,7 +185,7 @@ def _outage_worker(
                 if still_open:  # no probe slipped in (the cool-down did not end meanwhile)
                     open_check = {
                         "connects": counter.count - before,
-                        "short_circuits": cache._counters.short_circuits - short_before,
+                        "short_circuits": cache.runtime.counters.short_circuits - short_before,
                     }
                     reports.put(("open", index, open_check))
             if restart and got == i:
@@ -297,7 +297,7 @@ def test_strict_mode_raises_on_failure_and_while_open(
             cache.get("k")
         assert isinstance(failed.value.cause, RedisConnectionError)
         assert failed.value.operation == "get" and failed.value.alias == "outage"
-    assert cache._breaker.state == "open"
+    assert cache.runtime.breaker.state == "open"
 
     before = connects.count
     for call in (lambda: cache.get("k"), lambda: cache.set("k", 1), lambda: cache.delete("k")):
@@ -350,7 +350,7 @@ def test_default_mode_degrades_then_recovers(
     assert cache.stats(server=False)["short_circuits"] == 10
 
     own_redis_server.start()
-    own_redis_server.client().set(cache.make_key("k"), cache._codec.encode("after", ""))
+    own_redis_server.client().set(cache.make_key("k"), cache.codec.encode("after", ""))
     took = wait_until(lambda: cache.get("k") == "after", COOLDOWN + 3, "the cache to hit again")
     assert took <= COOLDOWN + 3
     stats = cache.stats(server=False)
@@ -388,7 +388,7 @@ def test_local_fallback_serves_during_outage_and_is_dropped_after(
 
     own_redis_server.start()  # empty: nothing is persisted
     # Meanwhile another process wrote "k" into Redis.
-    own_redis_server.client().set(cache.make_key("k"), cache._codec.encode("redis-after", ""))
+    own_redis_server.client().set(cache.make_key("k"), cache.codec.encode("redis-after", ""))
     wait_until(lambda: cache.get("k") != "local", COOLDOWN + 3, "a probe to reach Redis")
     assert cache.get("k") == "redis-after"
     assert cache.get("only-local", "miss") == "miss"

@@ -211,7 +211,7 @@ def test_a_server_that_lost_its_scripts_is_given_them_again(backend: Any) -> Non
 
 
 def test_refusal_is_429_with_retry_after_and_ratelimit_headers(backend: Any) -> None:
-    counters = backend._counters  # per alias and server, in this process
+    counters = backend.runtime.counters  # per alias and server, in this process
     before = (counters.ratelimit_allowed, counters.ratelimit_blocked)
     view = rate_limited(rate="2/m")(ok)
     first = view(get())
@@ -391,13 +391,13 @@ def test_fail_open_then_closed_while_redis_is_down(
     view = rate_limited(rate="1/m")(ok)
     assert [view(get()).status_code for _ in range(2)] == [200, 429]
     own_redis_server.stop()
-    counters = outage_backend._counters
+    counters = outage_backend.runtime.counters
     # Fail open (the default): allowed, counted, no made-up RateLimit headers.
     responses = [view(get()) for _ in range(6)]  # the circuit opens after 3 failures
     assert [r.status_code for r in responses] == [200] * 6
     assert not responses[-1].has_header("RateLimit-Remaining")
     assert counters.ratelimit_failopen == 6
-    assert outage_backend._breaker.state == "open"
+    assert outage_backend.runtime.breaker.state == "open"
     usage = Limiter("core", "1/m").hit("x")
     assert usage.allowed and usage.unavailable
     # Fail closed: 429, retry when the circuit will probe Redis again.
@@ -409,4 +409,4 @@ def test_fail_open_then_closed_while_redis_is_down(
     own_redis_server.start()
     time.sleep(1.05)
     assert [view(get()).status_code for _ in range(2)] == [200, 429]
-    assert outage_backend._breaker.state == "closed"
+    assert outage_backend.runtime.breaker.state == "closed"

@@ -313,5 +313,5 @@ def test_stats_add_up_across_processes(
     # The parent's own pending counts are still there, once.
     cache.flush_stats()
     assert cache.stats(server=False)["misses"] == after["misses"]
-    stored = cache.get_client().hgetall(cache._stats_key)
+    stored = cache.get_client().hgetall(cache.internal_key("stats", cache.alias))
     assert int(stored[b"hits"]) >= 2 * N

@@ -102,7 +102,7 @@ def test_slow_server_degrades_within_timeout_then_circuit_opens_then_recovers(
     assert stored is False and took < CALL_BOUND
     found, took = timed(lambda: cache.get_many(["k", "k2"]))
     assert found == {} and took < CALL_BOUND
-    assert cache._breaker.state == "open"
+    assert cache.runtime.breaker.state == "open"
     warnings = [r.getMessage() for r in caplog.records if r.name == "django_creator_cache"]
     assert len(warnings) == 1 and "TimeoutError" in warnings[0], warnings
 

@@ -137,7 +137,7 @@ def test_stats_are_not_counted_twice_after_a_flush(target: Target) -> None:
     flushed = cache.stats(server=False)
     for name in ("hits", "misses", "sets", "deletes"):
         assert flushed[name] == pending[name]
-    stored = cache.get_client().hgetall(cache._stats_key)
+    stored = cache.get_client().hgetall(cache.internal_key("stats", cache.alias))
     assert int(stored[b"sets"]) >= 1
     # the statistics hash is under the alias's prefix, not among user keys
     assert cache.keys("*") == ["k"]

@@ -41,6 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from . import connection
 from .options import BackendOptions
+from .resend import guard_client
 
 AsyncClientType = redis.asyncio.Redis | AsyncRedisCluster
 
@@ -263,10 +264,10 @@ def _cluster(options: BackendOptions, config: tuple[Any, ...]) -> AsyncRedisClus
 def build_async_client(options: BackendOptions) -> AsyncClientType:
     """A new redis.asyncio client for ``options``; connections open lazily, in this loop."""
     if options.mode == "cluster":
-        return _cluster(options, connection._config_key(options))
+        return guard_client(_cluster(options, connection._config_key(options)))  # type: ignore[no-any-return]
     if options.mode == "sentinel":
-        return _sentinel(options)
-    return _single(options)
+        return guard_client(_sentinel(options))  # type: ignore[no-any-return]
+    return guard_client(_single(options))  # type: ignore[no-any-return]
 
 
 # -- one set of clients per event loop ------------------------------------------------------

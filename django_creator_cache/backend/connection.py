@@ -23,6 +23,7 @@ from redis.retry import Retry
 from redis.sentinel import SentinelManagedConnection
 
 from .options import BackendOptions
+from .resend import guard_client
 
 RedisClientType = redis.Redis | RedisCluster
 
@@ -175,13 +176,14 @@ def get_client(options: BackendOptions) -> RedisClientType:
 
 
 def build_client(options: BackendOptions) -> RedisClientType:
-    """A new redis-py client for ``options``; connections open lazily."""
+    """A new redis-py client for ``options``; connections open lazily and never resend
+    a command that may have run (``resend``)."""
     if options.mode == "cluster":
-        return _cluster(options)
+        return guard_client(_cluster(options))  # type: ignore[no-any-return]
     factory_cls = _SentinelFactory if options.mode == "sentinel" else _Factory
     factory = factory_cls(_factory_options(options))
     client: redis.Redis = factory.connect(options.urls[0])
-    return client
+    return guard_client(client)  # type: ignore[no-any-return]
 
 
 class LazyClient:

@@ -1,0 +1,320 @@
+"""The one place this package talks to Redis: the failure policy and its two runners.
+
+An operation is described once, as a generator: it yields requests (a command
+tuple, a pipeline, a Lua script, a client method) and receives their replies,
+then returns its result. ``Executor.run`` drives it on the alias's sync client,
+``Executor.arun`` on the running event loop's async client; the operation
+cannot tell which, so the sync and async sides cannot drift.
+
+Around every request the executor applies the alias's policy, here and nowhere
+else: an open circuit answers without touching the network; a Redis failure is
+counted, logged once per outage and fed to the breaker; strict mode raises
+``CacheUnavailable``; otherwise ``Unavailable`` is thrown into the operation at
+the request that failed, and the operation decides what that means (a read
+misses, a write reports False). An operation that does not catch it raises
+``CacheUnavailable`` to its caller: a counter is never guessed. Any other way a
+call can end (a cancelled coroutine, a signal handler's exception) releases the
+circuit's probe, so nothing can leave the breaker half-open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redis.exceptions import ResponseError
+
+from ..exceptions import CacheUnavailable, CircuitOpen
+from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS
+from .scripts import LuaScript
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+logger = logging.getLogger("django_creator_cache")
+
+R = TypeVar("R")
+# What an operation is: a generator of requests that returns its result.
+Steps = Generator[Any, Any, R]
+# Seconds between two warnings about error replies of one alias in one process.
+WARN_EVERY = 60.0
+
+
+class Unavailable(Exception):
+    """Thrown into an operation where Redis did not answer its request.
+
+    ``answered``: Redis did answer, with an error reply (``cause``), for a request
+    that asked to see error replies (``Call(..., errors=True)``).
+    """
+
+    def __init__(self, cause: BaseException, answered: bool = False) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.answered = answered
+
+
+class Request:
+    """Something an operation asks Redis for, runnable on a sync or an async client."""
+
+    __slots__ = ("client", "errors")
+
+    def __init__(self, client: Any = None, errors: bool = False) -> None:
+        self.client = client  # an explicit client (django-redis's ``client=``), else the alias's
+        self.errors = errors  # hand error replies to the operation instead of the policy
+
+    def send(self, client: Any) -> Any:
+        raise NotImplementedError
+
+    async def asend(self, client: Any) -> Any:
+        raise NotImplementedError
+
+
+class Call(Request):
+    """A method of the client: ``Call("mget_nonatomic", keys)``.
+
+    ``awaitable=False`` for the few methods that are plain functions on async clients too.
+    """
+
+    __slots__ = ("args", "awaitable", "kwargs", "method")
+
+    def __init__(
+        self,
+        method: str,
+        *args: Any,
+        client: Any = None,
+        errors: bool = False,
+        awaitable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, errors)
+        self.method = method
+        self.args = args
+        self.kwargs = kwargs
+        self.awaitable = awaitable
+
+    def send(self, client: Any) -> Any:
+        return getattr(client, self.method)(*self.args, **self.kwargs)
+
+    async def asend(self, client: Any) -> Any:
+        result = getattr(client, self.method)(*self.args, **self.kwargs)
+        return await result if self.awaitable else result
+
+
+class Pipe(Request):
+    """Commands in one round trip per node (not a transaction); replies in order."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self, commands: Sequence[Sequence[Any]], client: Any = None) -> None:
+        super().__init__(client)
+        self.commands = commands
+
+    def _queued(self, client: Any) -> Any:
+        # A Cluster pipeline is never transactional; a single server's must be told.
+        pipe = client.pipeline() if hasattr(client, "nodes_manager") else client.pipeline(False)
+        for command in self.commands:
+            pipe.execute_command(*command)
+        return pipe
+
+    def send(self, client: Any) -> Any:
+        return self._queued(client).execute()
+
+    async def asend(self, client: Any) -> Any:
+        return await self._queued(client).execute()
+
+
+class Script(Request):
+    """A Lua script as EVALSHA, its source sent once to a server that lacks it.
+
+    On a Cluster every key of one script must share a slot (use a hash tag).
+    """
+
+    __slots__ = ("args", "keys", "script")
+
+    def __init__(
+        self,
+        script: LuaScript,
+        keys: Sequence[Any],
+        args: Sequence[Any] = (),
+        client: Any = None,
+        errors: bool = False,
+    ) -> None:
+        super().__init__(client, errors)
+        self.script = script
+        self.keys = keys
+        self.args = args
+
+    def send(self, client: Any) -> Any:
+        return self.script(client, self.keys, self.args)
+
+    async def asend(self, client: Any) -> Any:
+        return await self.script.acall(client, self.keys, self.args)
+
+
+class Do(Request):
+    """A feature's own commands: ``action(client)`` (awaited on the async side).
+
+    For code that needs a few commands the operations above do not cover; its
+    failures are handled by the same policy.
+    """
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.action = action
+
+    def send(self, client: Any) -> Any:
+        return self.action(client)
+
+    async def asend(self, client: Any) -> Any:
+        return await self.action(client)
+
+
+class Executor:
+    """Runs operations for one backend instance under its alias's failure policy."""
+
+    __slots__ = ("_aclient", "_client", "alias", "cluster", "location", "runtime", "strict")
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        alias: str,
+        location: str,
+        strict: bool,
+        cluster: bool,
+        client: Callable[[], Any],
+        aclient: Callable[[], Any],
+    ) -> None:
+        self.runtime = runtime
+        self.alias = alias
+        self.location = location
+        self.strict = strict
+        self.cluster = cluster
+        self._client = client
+        self._aclient = aclient
+
+    # -- the two runners: everything else is shared ------------------------------------------
+
+    def run(self, steps: Steps[R], operation: str, client: Any = None) -> R:
+        """Drive ``steps`` on the sync client (or ``client``) to its result."""
+        done, item = self._step(steps, None, operation)
+        while not done:
+            done, item = self._step(steps, self._send(item, operation, client), operation)
+        return item  # type: ignore[no-any-return]
+
+    async def arun(self, steps: Steps[R], operation: str, client: Any = None) -> R:
+        """Drive ``steps`` on the running loop's async client (or ``client``) to its result."""
+        done, item = self._step(steps, None, operation)
+        while not done:
+            done, item = self._step(steps, await self._asend(item, operation, client), operation)
+        return item  # type: ignore[no-any-return]
+
+    def _step(self, steps: Steps[Any], reply: Any, operation: str) -> tuple[bool, Any]:
+        """Hand ``reply`` (or a failure) to the operation: (True, its result) or (False, its
+        next request). A failure the operation does not handle is ``CacheUnavailable``."""
+        try:
+            if isinstance(reply, Unavailable):
+                return False, steps.throw(reply)
+            return False, steps.send(reply)
+        except StopIteration as done:
+            return True, done.value
+        except Unavailable as exc:
+            raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
+
+    def _send(self, request: Any, operation: str, client: Any) -> Any:
+        refused = self._admit(operation)
+        if refused is not None:
+            return refused
+        try:
+            if type(request) is tuple:
+                reply = (client or self._client()).execute_command(*request)
+            else:
+                reply = request.send(request.client or client or self._client())
+        except BaseException as exc:
+            return self._failed(exc, operation, request)
+        return self._answered(reply)
+
+    async def _asend(self, request: Any, operation: str, client: Any) -> Any:
+        refused = self._admit(operation)
+        if refused is not None:
+            return refused
+        try:
+            if type(request) is tuple:
+                reply = await (client or self._aclient()).execute_command(*request)
+            else:
+                reply = await request.asend(request.client or client or self._aclient())
+        except BaseException as exc:
+            return self._failed(exc, operation, request)
+        return self._answered(reply)
+
+    # -- the policy ------------------------------------------------------------------------
+
+    def _admit(self, operation: str) -> Unavailable | None:
+        """None if the request may go out; while the circuit is open, the failure instead."""
+        breaker = self.runtime.breaker
+        if not breaker.opened_at or breaker.allow():
+            return None
+        self.runtime.counters.short_circuits += 1
+        cause = CircuitOpen("circuit open")
+        if self.strict:
+            raise CacheUnavailable(self.alias, operation, cause)
+        return Unavailable(cause)
+
+    def _answered(self, reply: Any) -> Any:
+        if self.runtime.breaker.failures:
+            self.runtime.recovered()
+        return reply
+
+    def _failed(self, exc: BaseException, operation: str, request: Any) -> Any:
+        """What the operation gets for a request that ended in ``exc`` (raised if not Redis's)."""
+        if not isinstance(exc, REDIS_ERRORS):
+            # Cancelled, interrupted, or our own bug: the probe (if this was it) is over.
+            self.runtime.breaker.abandon()
+            raise exc
+        if (
+            isinstance(exc, ResponseError)
+            and not isinstance(exc, OUTAGE_ERRORS)
+            and getattr(request, "errors", False)
+        ):
+            self._answered(None)
+            return Unavailable(exc, answered=True)
+        self.fail(operation, exc)
+        return Unavailable(exc)
+
+    def fail(self, operation: str, exc: BaseException) -> None:
+        """Count and log a Redis failure; raise ``CacheUnavailable`` only in strict mode.
+
+        Connection failures and timeouts feed the circuit breaker, which logs one
+        warning per outage. Other error replies mean Redis did answer: logged at
+        most once a minute, they count as a sign of life. On a Cluster a connection
+        error or timeout concerns one node whose slots redis-py has re-routed: it
+        must not open the alias-wide circuit and black out the healthy primaries
+        (a cluster that cannot be reached at all raises ``RedisClusterException``).
+        """
+        runtime = self.runtime
+        counters = runtime.counters
+        counters.errors += 1
+        one_node = self.cluster and isinstance(exc, CLUSTER_NODE_ERRORS)
+        if isinstance(exc, OUTAGE_ERRORS) and not one_node:
+            counters.reconnects += 1
+            if runtime.breaker.record_failure(exc, self.location):
+                counters.outages += 1
+        else:
+            if runtime.breaker.failures:
+                runtime.recovered()
+            now = time.monotonic()
+            if now - counters.last_warning > WARN_EVERY:
+                counters.last_warning = now
+                logger.warning(
+                    "cache %r (%s): error reply during %s: %s",
+                    self.alias,
+                    self.location,
+                    operation,
+                    exc,
+                )
+        if self.strict:
+            raise CacheUnavailable(self.alias, operation, exc) from exc

@@ -1,0 +1,38 @@
+"""The backend's operations, each described once as steps (see ``execution``).
+
+``twin`` turns one description into the sync method and its async ``a``-twin,
+so both sides send the same commands and handle the replies the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from ..execution import Steps
+
+R = TypeVar("R")
+
+
+def twin(
+    steps: Callable[..., Steps[R]], name: str | None = None
+) -> tuple[Callable[..., R], Callable[..., Coroutine[Any, Any, R]]]:
+    """The sync and the async method of the operation ``steps(cache, *args, **kwargs)``.
+
+    ``client=`` (django-redis's explicit client) is passed to the runner, which
+    sends the operation's requests on it instead of the alias's client.
+    """
+    operation = name or steps.__name__.strip("_")
+
+    @functools.wraps(steps)
+    def method(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> R:
+        return self.executor.run(steps(self, *args, **kwargs), operation, client)  # type: ignore[no-any-return]
+
+    @functools.wraps(steps)
+    async def amethod(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> R:
+        return await self.executor.arun(steps(self, *args, **kwargs), operation, client)  # type: ignore[no-any-return]
+
+    method.__name__ = method.__qualname__ = operation
+    amethod.__name__ = amethod.__qualname__ = f"a{operation}"
+    return method, amethod

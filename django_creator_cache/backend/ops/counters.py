@@ -1,0 +1,102 @@
+"""Counters: ``incr``/``decr`` (one atomic round trip) and ``incr_version``.
+
+A counter is exact or the call raises: when Redis cannot answer, or the reply to
+a command that may have run is lost, the failure reaches the caller as
+``CacheUnavailable`` instead of a guessed value (nothing here catches it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...exceptions import CacheUnavailable, CorruptValue
+from ..execution import Call, Pipe, Script, Steps, Unavailable
+from ..scripts import INCR
+
+if TYPE_CHECKING:
+    from ..cache import RedisCache
+
+# Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
+_NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
+
+
+def incr(
+    cache: RedisCache,
+    key: Any,
+    delta: int = 1,
+    version: int | None = None,
+    ignore_key_check: bool = False,
+) -> Steps[int]:
+    """Atomically add ``delta``, keeping the key's TTL; one round trip.
+
+    Raises ``ValueError`` if the key is missing (unless ``ignore_key_check``),
+    ``TypeError`` if its value is not an integer, and ``CacheUnavailable`` when
+    Redis cannot answer: a counter is never silently wrong.
+    """
+    full = cache.make_key(key, version)
+    try:
+        if ignore_key_check:
+            value = yield Call("execute_command", "INCRBY", full, delta, errors=True)
+        else:
+            value = yield Script(INCR, [full], [delta], errors=True)
+    except Unavailable as exc:
+        if not exc.answered:
+            raise
+        return (yield from _refused(cache, full, delta, exc.cause))
+    finally:
+        cache.forget_local((full,))
+    if value is None:
+        raise ValueError(f"Key {key!r} not found")
+    return int(value)
+
+
+def decr(cache: RedisCache, key: Any, delta: int = 1, version: int | None = None) -> Steps[int]:
+    return (yield from incr(cache, key, -delta, version))
+
+
+def _refused(cache: RedisCache, full: str, delta: int, error: BaseException) -> Steps[int]:
+    """Redis refused the increment: a wrong type, an integer past 64 bits, or another error."""
+    text = str(error)
+    if text.startswith("WRONGTYPE"):
+        kind = yield ("TYPE", full)
+        raise TypeError(f"value of {full!r} is a Redis {kind!r}, not a counter") from error
+    if not any(part in text for part in _NOT_A_64_BIT_INTEGER):
+        cache.runtime.counters.errors += 1
+        raise CacheUnavailable(cache.alias, "incr", error) from error
+    # Integers beyond 64 bits are stored as decimal text: add in Python.
+    raw = yield ("GET", full)
+    if raw is None:
+        raise ValueError(f"Key {full!r} not found")
+    try:
+        current = cache.codec.decode(raw)
+    except CorruptValue as exc:
+        raise TypeError(f"value of {full!r} cannot be read: {exc}") from exc
+    if type(current) is not int:
+        raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
+    value: int = current + delta
+    yield ("SET", full, value, "KEEPTTL")
+    return value
+
+
+def incr_version(
+    cache: RedisCache, key: Any, delta: int = 1, version: int | None = None
+) -> Steps[int]:
+    """Move ``key`` to ``version + delta``, keeping its value and TTL."""
+    version = cache.version if version is None else version
+    old = cache.make_key(key, version)
+    new = cache.make_key(key, version + delta)
+    try:
+        raw, life = yield Pipe([("GET", old), ("PTTL", old)])
+        if raw is None:
+            raise ValueError(f"Key {key!r} not found")
+        yield ("SET", new, raw, "PX", life) if life is not None and life > 0 else ("SET", new, raw)
+        yield ("DEL", old)
+    finally:
+        cache.forget_local((old, new))
+    return version + delta
+
+
+def decr_version(
+    cache: RedisCache, key: Any, delta: int = 1, version: int | None = None
+) -> Steps[int]:
+    return (yield from incr_version(cache, key, -delta, version))

@@ -1,0 +1,160 @@
+"""Reads: ``get``, ``get_many``, ``has_key``, ``ttl``/``pttl``, ``keys``.
+
+A read that Redis cannot answer is a miss (or the local fallback's value while
+the circuit is open); a value that cannot be decoded is a miss and is deleted.
+With the local tier on, a local hit sends nothing, and a miss reads the key's
+remaining life in the same round trip so the copy never outlives the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ...exceptions import CorruptValue
+from ..execution import Call, Pipe, Script, Steps, Unavailable
+from ..local_tier import MISSING, LocalTier
+from ..scripts import FETCH_MANY, FETCH_ONE
+from .common import Scan, drop_corrupt, text
+
+if TYPE_CHECKING:
+    from ..cache import RedisCache
+
+
+def get(cache: RedisCache, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
+    full = cache.make_key(key, version)
+    local = cache.local_tier
+    if local is not None:
+        return (yield from _local_get(cache, local, full, default))
+    try:
+        raw = yield ("GET", full)
+    except Unavailable:
+        return cache.fallback_get(full, default)
+    if raw is None:
+        cache.runtime.counters.misses += 1
+        return default
+    try:
+        return cache.read(raw)
+    except CorruptValue as exc:
+        yield from drop_corrupt(cache, [(full, exc)])
+        return default
+
+
+def _local_get(cache: RedisCache, local: LocalTier, full: str, default: Any) -> Steps[Any]:
+    raw = local.get(full)
+    if raw is not MISSING:
+        cache.runtime.counters.local_hits += 1
+        return cache.codec.decode(raw)
+    token = local.reserve(full)
+    pttl = None
+    try:
+        if token is None:
+            raw = yield ("GET", full)
+        else:
+            raw, pttl = yield Script(FETCH_ONE, [full])
+    except Unavailable:
+        local.fill(full, token, None, None)
+        return cache.fallback_get(full, default)
+    found, corrupt = cache.read_many([full], [full], [raw])
+    local.fill(full, token, None if corrupt else raw, pttl)
+    if corrupt:
+        yield from drop_corrupt(cache, corrupt)
+    return found.get(full, default)
+
+
+def get_many(cache: RedisCache, keys: Iterable[Any], version: int | None = None) -> Steps[dict[Any, Any]]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    fulls = cache.make_keys(keys, version)
+    local = cache.local_tier
+    if local is not None:
+        return (yield from _local_get_many(cache, local, keys, fulls))
+    try:
+        if cache.cluster:
+            values = yield Call("mget_nonatomic", fulls)
+        else:
+            values = yield ("MGET", *fulls)
+    except Unavailable:
+        return cache.fallback_get_many(keys, fulls)
+    found, corrupt = cache.read_many(keys, fulls, values)
+    if corrupt:
+        yield from drop_corrupt(cache, corrupt)
+    return found
+
+
+def _local_get_many(
+    cache: RedisCache, local: LocalTier, keys: list[Any], fulls: list[str]
+) -> Steps[dict[Any, Any]]:
+    found: dict[Any, Any] = {}
+    rest_keys: list[Any] = []
+    rest: list[str] = []
+    decode = cache.codec.decode
+    for key, full, raw in zip(keys, fulls, local.get_many(fulls), strict=True):
+        if raw is MISSING:
+            rest_keys.append(key)
+            rest.append(full)
+        else:
+            found[key] = decode(raw)
+    cache.runtime.counters.local_hits += len(found)
+    if not rest:
+        return found
+    tokens = [local.reserve(full) for full in rest]
+    try:
+        values, pttls = yield from _fetch_many(cache, rest)
+    except Unavailable:
+        for full, token in zip(rest, tokens, strict=True):
+            local.fill(full, token, None, None)
+        return {**found, **cache.fallback_get_many(rest_keys, rest)}
+    got, corrupt = cache.read_many(rest_keys, rest, values)
+    bad = {full for full, _ in corrupt}
+    for full, token, raw, pttl in zip(rest, tokens, values, pttls, strict=True):
+        local.fill(full, token, None if full in bad else raw, pttl)
+    if corrupt:
+        yield from drop_corrupt(cache, corrupt)
+    found.update(got)
+    return found
+
+
+def _fetch_many(cache: RedisCache, fulls: list[str]) -> Steps[tuple[list[Any], list[Any]]]:
+    """Values and PTTLs of ``fulls`` in one round trip (a script per key on a Cluster)."""
+    if cache.cluster:
+        replies = yield Pipe([("EVAL", FETCH_MANY.source, 1, full) for full in fulls])
+        return [r[0] for r in replies], [r[1] for r in replies]
+    reply = yield Script(FETCH_MANY, fulls)
+    half = len(reply) // 2
+    return reply[:half], reply[half:]
+
+
+def has_key(cache: RedisCache, key: Any, version: int | None = None) -> Steps[bool]:
+    try:
+        return bool((yield ("EXISTS", cache.make_key(key, version))))
+    except Unavailable:
+        return False
+
+
+def ttl(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int | None]:
+    """Seconds to live; ``None`` if it never expires, 0 if missing."""
+    return (yield from _life(cache, "TTL", key, version))
+
+
+def pttl(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int | None]:
+    """Milliseconds to live; ``None`` if it never expires, 0 if missing."""
+    return (yield from _life(cache, "PTTL", key, version))
+
+
+def _life(cache: RedisCache, command: str, key: Any, version: int | None) -> Steps[int | None]:
+    try:
+        t = int((yield (command, cache.make_key(key, version))))
+    except Unavailable:
+        return 0
+    return None if t == -1 else max(t, 0)
+
+
+def keys(cache: RedisCache, search: str, version: int | None = None) -> Steps[list[str]]:
+    """User keys matching the glob ``search`` (SCAN on every primary)."""
+    try:
+        found = yield Scan(cache.make_pattern(search, version))
+    except Unavailable:
+        return []
+    return [cache.reverse_key(text(k)) for k in found]

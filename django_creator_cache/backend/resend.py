@@ -1,0 +1,222 @@
+"""Which commands may be sent again after a connection drops, and the connections that know.
+
+redis-py retries a command when its connection fails, whether or not the server
+already ran it: a reply lost after an ``INCR`` ran would count it twice. Our
+connections remember what they sent since the last reply. A failure before the
+command could reach the server (the connect) is retried as before, and so is one
+after a command that gives the same result when run twice (``GET``, plain ``SET``,
+``DEL``, ``EXPIRE``, ...). Otherwise the failure becomes ``ReplyLost``, which no
+retry loop catches: the caller learns that the command may have run and decides
+(a counter raises, a write reports failure), instead of a silent second run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection as AsyncAbstractConnection
+from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.connection import SSLConnection as AsyncSSLConnection
+from redis.asyncio.connection import UnixDomainSocketConnection as AsyncUnixConnection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+# Commands whose second run changes nothing the first did not (reads, plain writes, deletes,
+# expiry) and connection bookkeeping. Anything not named here is never resent.
+SAFE_COMMANDS = frozenset(
+    """
+    GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE SCAN KEYS DBSIZE RANDOMKEY
+    HGET HMGET HGETALL HKEYS HVALS HLEN HEXISTS HSTRLEN HSCAN
+    SMEMBERS SISMEMBER SMISMEMBER SCARD SRANDMEMBER SSCAN SINTER SUNION SDIFF
+    ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX
+    ZCARD ZCOUNT ZSCORE ZMSCORE ZRANK ZREVRANK ZSCAN ZLEXCOUNT
+    LRANGE LLEN LINDEX
+    SET SETEX PSETEX MSET DEL UNLINK EXPIRE PEXPIRE EXPIREAT PEXPIREAT PERSIST
+    HSET HMSET HDEL SADD SREM ZADD ZREM ZREMRANGEBYSCORE ZREMRANGEBYRANK LTRIM
+    FLUSHDB FLUSHALL
+    PING ECHO INFO TIME ROLE CLIENT CLUSTER COMMAND CONFIG MEMORY OBJECT SELECT
+    AUTH HELLO READONLY READWRITE SENTINEL WAIT
+    """.split()
+)
+# Options that make a SET or ZADD depend on what was there (a second run answers differently).
+_CONDITIONAL = frozenset({"NX", "XX", "GET", "INCR", "nx", "xx", "get", "incr"})
+# Scripts known to only read (registered by the modules that define them).
+_READ_ONLY_SCRIPTS: set[str] = set()
+
+
+class ReplyLost(RedisError):
+    """The connection failed after a command that must not run twice may have reached
+    Redis: whether it ran is unknown. Not a ``ConnectionError``, so no retry resends it."""
+
+
+def read_only_script(source: str, sha: str) -> None:
+    """Declare a Lua script (by source and SHA1) free to resend: it only reads."""
+    _READ_ONLY_SCRIPTS.update((source, sha))
+
+
+def is_safe(args: Sequence[Any]) -> bool:
+    """Whether the command ``args`` may be sent again if its reply is lost."""
+    name = args[0]
+    if type(name) is not str:
+        name = bytes(name).decode()
+    name = name.upper().split(" ", 1)[0]
+    if name in ("SET", "ZADD"):
+        return not any(type(a) is str and a in _CONDITIONAL for a in args[3:])
+    if name in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"):
+        return name.endswith("_RO") or args[1] in _READ_ONLY_SCRIPTS
+    return name in SAFE_COMMANDS
+
+
+def _all_safe(commands: Iterable[Sequence[Any]]) -> bool:
+    return all(is_safe(args) for args in commands)
+
+
+class _Guard:
+    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
+
+    _unsafe_sent = False
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self._unsafe_sent = not is_safe(args)
+        super().send_command(*args, **kwargs)  # type: ignore[misc]
+
+    def pack_commands(self, commands: list[Sequence[Any]]) -> Any:
+        self._unsafe_sent = not _all_safe(commands)
+        return super().pack_commands(commands)  # type: ignore[misc]
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:  # type: ignore[attr-defined]
+            self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
+        try:
+            super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            if self._unsafe_sent:
+                raise ReplyLost(f"connection lost while sending: {exc}") from exc
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            if self._unsafe_sent:
+                raise ReplyLost(f"reply lost, the command may have run: {exc}") from exc
+            raise
+
+
+class _AsyncGuard:
+    """The same for redis.asyncio connections."""
+
+    _unsafe_sent = False
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self._unsafe_sent = not is_safe(args)
+        await super().send_command(*args, **kwargs)  # type: ignore[misc]
+
+    def pack_commands(self, commands: list[Sequence[Any]]) -> Any:
+        self._unsafe_sent = not _all_safe(commands)
+        return super().pack_commands(commands)  # type: ignore[misc]
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self.is_connected:  # type: ignore[attr-defined]
+            await self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            if self._unsafe_sent:
+                raise ReplyLost(f"connection lost while sending: {exc}") from exc
+            raise
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            if self._unsafe_sent:
+                raise ReplyLost(f"reply lost, the command may have run: {exc}") from exc
+            raise
+
+
+class GuardedConnection(_Guard, Connection):
+    pass
+
+
+class GuardedSSLConnection(_Guard, SSLConnection):
+    pass
+
+
+class GuardedUnixConnection(_Guard, UnixDomainSocketConnection):
+    pass
+
+
+class AsyncGuardedConnection(_AsyncGuard, AsyncConnection):
+    pass
+
+
+class AsyncGuardedSSLConnection(_AsyncGuard, AsyncSSLConnection):
+    pass
+
+
+class AsyncGuardedUnixConnection(_AsyncGuard, AsyncUnixConnection):
+    pass
+
+
+_SYNC = {
+    Connection: GuardedConnection,
+    SSLConnection: GuardedSSLConnection,
+    UnixDomainSocketConnection: GuardedUnixConnection,
+}
+_ASYNC = {
+    AsyncConnection: AsyncGuardedConnection,
+    AsyncSSLConnection: AsyncGuardedSSLConnection,
+    AsyncUnixConnection: AsyncGuardedUnixConnection,
+}
+
+
+def guarded(connection_class: type[Any]) -> type[Any]:
+    """The guarded twin of a redis-py connection class (itself if it has one already)."""
+    if issubclass(connection_class, _Guard | _AsyncGuard):
+        return connection_class
+    known = _SYNC.get(connection_class) or _ASYNC.get(connection_class)
+    if known is not None:
+        return known
+    mixin = _AsyncGuard if issubclass(connection_class, AsyncAbstractConnection) else _Guard
+    made = type(f"Guarded{connection_class.__name__}", (mixin, connection_class), {})
+    (_ASYNC if mixin is _AsyncGuard else _SYNC)[connection_class] = made
+    return made
+
+
+def _guard_pool(pool: Any) -> None:
+    pool.connection_class = guarded(pool.connection_class)
+
+
+def guard_client(client: Any) -> Any:
+    """Make every connection ``client`` opens (now or later, on any node) a guarded one.
+
+    Works on ``Redis``, ``RedisCluster`` and their redis.asyncio twins; the classes the
+    client chose (TCP, TLS, Unix socket, Sentinel) keep working, with the guard mixed in.
+    """
+    manager = getattr(client, "nodes_manager", None)
+    if manager is None:
+        _guard_pool(client.connection_pool)
+        return client
+    kwargs = manager.connection_kwargs
+    if "connection_class" in kwargs:
+        kwargs["connection_class"] = guarded(kwargs["connection_class"])
+    for nodes in (manager.startup_nodes, manager.nodes_cache):
+        for node in nodes.values():
+            if getattr(node, "redis_connection", None) is not None:  # sync node
+                _guard_pool(node.redis_connection.connection_pool)
+            elif hasattr(node, "connection_class"):  # redis.asyncio node
+                node.connection_class = guarded(node.connection_class)
+    create = getattr(manager, "create_redis_node", None)
+    if create is not None and not getattr(create, "guarded", False):
+
+        def create_guarded(*args: Any, **kw: Any) -> Any:
+            made = create(*args, **kw)
+            _guard_pool(made.connection_pool)
+            return made
+
+        create_guarded.guarded = True  # type: ignore[attr-defined]
+        manager.create_redis_node = create_guarded
+    return client
