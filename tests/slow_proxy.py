@@ -37,6 +37,11 @@ class SlowProxy:
         self.accepted = 0
         # Bytes forwarded client → server (requests) since start.
         self.bytes_up = 0
+        # Cut the reply to the next request containing these bytes: the request reaches the
+        # server, its reply is dropped and the connection closed (a network cut after
+        # Redis ran the command). One-shot.
+        self.cut_when: bytes | None = None
+        self._doomed: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -134,6 +139,19 @@ class SlowProxy:
             self._spawn(self._pump, "up", client, server, False)
             self._spawn(self._pump, "down", server, client, True)
 
+    def _arm(self, request: bytes, server: socket.socket) -> None:
+        with self._lock:
+            if self.cut_when is not None and self.cut_when in request:
+                self.cut_when = None
+                self._doomed.add(server)
+
+    def _cut(self, server: socket.socket) -> bool:
+        with self._lock:
+            if server not in self._doomed:
+                return False
+            self._doomed.discard(server)
+            return True
+
     def _pump(self, source: socket.socket, sink: socket.socket, delayed: bool) -> None:
         """Copy ``source`` to ``sink``; replies wait ``delay`` seconds each."""
         try:
@@ -141,6 +159,10 @@ class SlowProxy:
                 data = source.recv(_CHUNK)
                 if not data:
                     break
+                if delayed and self._cut(source):
+                    break
+                if not delayed:
+                    self._arm(data, sink)
                 if delayed:
                     delay = self.delay
                     if delay > 0 and self._stopping.wait(delay):

@@ -1,19 +1,24 @@
-"""Set, hash and sorted-set helpers: django-redis compatible, on every mode, never raising."""
+"""Set, hash and sorted-set helpers: django-redis compatible, on every mode, never raising,
+each with a native async twin that gives the same result."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
+import redis.cluster
 from django.core.cache import caches
 from django_redis.cache import RedisCache as DjangoRedisCache
 from django_redis.client import DefaultClient
 from redis.crc import key_slot
 
 from django_creator_cache.backend import RedisCache
-from tests.conftest import BACKEND, Target, cluster_entry
+from tests.conftest import BACKEND, Target, cluster_entry, flush, single_entry
 from tests.redis_servers import RedisCluster, RedisServer
 
 DICT = {"campaign": 7, "tags": ["a", "b"]}
@@ -25,6 +30,11 @@ def slots(cache: Any, *keys: str, version: int | None = None) -> set[int]:
 
 def raw_members(cache: Any, key: str) -> set[bytes]:
     return set(cache.get_client().smembers(cache.make_key(key)))
+
+
+async def collect(members: Any) -> list[Any]:
+    """What an async iterator (``asscan_iter``) yields."""
+    return [member async for member in members]
 
 
 # -- sets ---------------------------------------------------------------------------
@@ -120,6 +130,8 @@ def test_sscan_match_is_encoded_like_a_member(settings: Any, redis_server: Redis
     # With JSON the encoded pattern is '"a*"', which matches '"apple"' and '"avocado"'.
     assert cache.sscan("s", match="a*") == {"apple", "avocado"}
     assert sorted(cache.sscan_iter("s", match="b*")) == ["banana"]
+    assert asyncio.run(cache.asscan("s", match="a*")) == {"apple", "avocado"}
+    assert asyncio.run(collect(cache.asscan_iter("s", match="b*"))) == ["banana"]
     cache.delete("s")
 
 
@@ -136,6 +148,11 @@ def test_sscan_match_with_compression_is_refused(settings: Any, redis_server: Re
         cache.sscan("s", match="a*")
     with pytest.raises(ValueError, match="compression"):
         cache.sscan_iter("s", match="a*")
+    # The async twins refuse it too: ``asscan_iter`` when called, like ``sscan_iter``.
+    with pytest.raises(ValueError, match="compression"):
+        asyncio.run(cache.asscan("s", match="a*"))
+    with pytest.raises(ValueError, match="compression"):
+        cache.asscan_iter("s", match="a*")
     assert cache.sscan("s") == set()
 
 
@@ -188,9 +205,9 @@ def test_set_algebra_on_keys_in_one_slot(target: Target) -> None:
 def cluster_target(settings: Any, redis_cluster: RedisCluster) -> Iterator[Target]:
     settings.CACHES = {"default": cluster_entry(redis_cluster)}
     cache = caches["default"]
-    cache._mode.flush()
+    flush(cache)
     yield Target("cluster", cache, redis_cluster.commandstats)
-    cache._mode.flush()
+    flush(cache)
 
 
 def test_cluster_uses_native_commands_only_within_one_slot(cluster_target: Target) -> None:
@@ -271,8 +288,8 @@ def test_hash_helpers(cache: Any) -> None:
     # Values are encoded like cache values: ints raw, everything else serialised.
     assert raw[b"views"] == b"11"
     assert raw[b"likes"] == b"4"
-    assert cache._codec.decode(raw[b"meta"]) == DICT
-    assert cache._codec.decode(raw[b"name"]) == "camp"
+    assert cache.codec.decode(raw[b"meta"]) == DICT
+    assert cache.codec.decode(raw[b"name"]) == "camp"
     assert cache.hdel("h", "views") == 1
     assert cache.hdel("h", "views") == 0
     assert cache.hlen("h") == 5
@@ -499,6 +516,20 @@ def test_redis_down_returns_the_default(
 
 def test_redis_down_sscan_iter_yields_nothing(down_cache: Any) -> None:
     assert list(down_cache.sscan_iter("s")) == []
+    assert asyncio.run(collect(down_cache.asscan_iter("s"))) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs", "expected"),
+    DOWN_CALLS,
+    ids=[f"a{c[0]}-{i}" for i, c in enumerate(DOWN_CALLS)],
+)
+def test_redis_down_async_twin_returns_the_default(
+    down_cache: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], expected: Any
+) -> None:
+    result = asyncio.run(getattr(down_cache, f"a{name}")(*args, **kwargs))
+    assert result == expected
+    assert type(result) is type(expected)
 
 
 def test_every_django_redis_helper_is_covered() -> None:
@@ -507,13 +538,17 @@ def test_every_django_redis_helper_is_covered() -> None:
     # Every set/hash/sorted-set helper django-redis has (there is no hget/hgetall/hmget).
     theirs = {n for n in vars(DjangoRedisCache) if n[0] in "shz"} - {"set", "set_many", "has_key"}
     assert theirs == names
-    # Same parameter names and defaults as django-redis's client.
+    # Same parameter names and defaults as django-redis's client, for the method and its
+    # async twin; ``client`` is keyword-only here (the runner takes it, not the steps).
+    keyword = inspect.Parameter.KEYWORD_ONLY
     for name in names:
-        ours = inspect.signature(getattr(RedisCache, name)).parameters
-        reference = inspect.signature(getattr(DefaultClient, name)).parameters
-        assert [(p.name, p.kind, p.default) for p in ours.values()] == [
-            (p.name, p.kind, p.default) for p in reference.values()
-        ], name
+        reference = inspect.signature(getattr(DefaultClient, name)).parameters.values()
+        expected = [
+            (p.name, keyword if p.name == "client" else p.kind, p.default) for p in reference
+        ]
+        for method in (getattr(RedisCache, name), getattr(RedisCache, f"a{name}")):
+            ours = inspect.signature(method).parameters.values()
+            assert [(p.name, p.kind, p.default) for p in ours] == expected, method.__name__
 
 
 # -- same results as django-redis ----------------------------------------------------------
@@ -599,3 +634,174 @@ def test_same_values_and_bytes_as_django_redis(settings: Any, redis_server: Redi
     assert raw.hgetall(ours.make_key("h")) == raw.hgetall(theirs.make_key("h"))
     assert raw.zrange(ours.make_key("z2"), 0, -1) == raw.zrange(theirs.make_key("z2"), 0, -1)
     raw.flushdb()
+
+
+# -- async twins -------------------------------------------------------------------------
+
+CROSS = ("campaign:1:promoters", "campaign:2:promoters", "campaign:3:promoters", "out")
+SLOT = ("{camp}:a", "{camp}:b", "{camp}:c", "{camp}:out")
+TOUCHED = ("s", "one", "d", "h", "z", *CROSS, *SLOT)
+
+# Every public helper at least once; the set algebra and smove both across slots and
+# within one (on a Cluster: client-side pipelines, then native commands).
+TWIN_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("sadd", ("s", 5, "two", "new"), {}),
+    ("scard", ("s",), {}),
+    ("sdiff", CROSS[:3], {}),
+    ("sdiff", SLOT[:3], {}),
+    ("sdiffstore", (CROSS[3], CROSS[0], CROSS[1]), {}),
+    ("sdiffstore", (SLOT[3], SLOT[0], SLOT[1]), {}),
+    ("sinter", CROSS[:2], {}),
+    ("sinterstore", (CROSS[3], CROSS[0], CROSS[2]), {}),
+    ("sinterstore", (SLOT[3], SLOT[1], "missing"), {}),
+    ("smismember", ("s", 1, "nope", 4.5), {}),
+    ("sismember", ("s", (3, "x")), {}),
+    ("smembers", ("s",), {}),
+    ("smove", (CROSS[0], CROSS[1], 1), {}),
+    ("smove", (SLOT[0], SLOT[1], "x"), {}),
+    ("smove", (CROSS[0], CROSS[1], "nobody"), {}),
+    ("spop", ("d",), {}),
+    ("spop", ("one", 2), {}),
+    ("srandmember", ("d",), {}),
+    ("srandmember", ("one", 3), {}),
+    ("srem", ("s", 1, "zz"), {}),
+    ("sscan", ("s",), {"count": 1000}),
+    ("sscan_iter", ("s",), {"count": 2}),
+    ("sunion", CROSS[:3], {}),
+    ("sunionstore", (CROSS[3], CROSS[1], CROSS[2]), {}),
+    ("sunionstore", (SLOT[3], SLOT[0], SLOT[2]), {}),
+    ("hset", ("h", "f", 1), {"mapping": {"g": DICT}}),
+    ("hdel", ("h", "views"), {}),
+    ("hlen", ("h",), {}),
+    ("hkeys", ("h",), {}),
+    ("hexists", ("h", "meta"), {}),
+    ("zadd", ("z", {"dave": 5, "alice": 1}), {"ch": True}),
+    ("zadd", ("z", {"alice": 1}), {"incr": True}),
+    ("zcard", ("z",), {}),
+    ("zcount", ("z", 100, 250), {}),
+    ("zincrby", ("z", 10, "carol"), {}),
+    ("zpopmax", ("z",), {}),
+    ("zpopmin", ("z", 2), {}),
+    ("zrange", ("z", 0, -1), {"withscores": True}),
+    ("zrange", ("z", 0, 1), {"desc": True, "withscores": True, "score_cast_func": int}),
+    ("zrangebyscore", ("z", 100, 250), {"withscores": True}),
+    ("zrank", ("z", 7), {}),
+    ("zrank", ("z", 7), {"withscore": True}),
+    ("zrem", ("z", "bob", "nobody"), {}),
+    ("zremrangebyscore", ("z", 0, 100), {}),
+    ("zrevrange", ("z", 0, -1), {}),
+    ("zrevrangebyscore", ("z", "+inf", 0), {"start": 1, "num": 2}),
+    ("zscore", ("z", "bob"), {}),
+    ("zscore", ("z", "nobody"), {}),
+]
+
+
+def fill_twin_data(cache: Any) -> None:
+    cache.sadd("s", 1, "two", (3, "x"), 4.5)
+    cache.sadd("one", "only")
+    cache.sadd("d", DICT)
+    fill_campaign_sets(cache, *CROSS[:3])
+    fill_campaign_sets(cache, *SLOT[:3])
+    cache.hset("h", "views", 10, mapping={"meta": DICT, "name": "camp"})
+    cache.zadd("z", {"alice": 120, "bob": 300, "carol": 75.5, 7: 200})
+
+
+def stored(cache: Any) -> dict[str, Any]:
+    """The raw content of every key the calls touch."""
+    client = cache.get_client()
+    readers: dict[bytes, Callable[[str], Any]] = {
+        b"set": client.smembers,
+        b"hash": client.hgetall,
+        b"zset": lambda full: client.zrange(full, 0, -1, withscores=True),
+        b"none": lambda full: None,
+    }
+    return {key: readers[client.type(cache.make_key(key))](cache.make_key(key)) for key in TOUCHED}
+
+
+@pytest.fixture(params=["single", "cluster"])
+def strict_cache(request: pytest.FixtureRequest, settings: Any) -> Iterator[Any]:
+    """The backend in strict mode (a Redis failure raises instead of answering a default,
+    so two equal results cannot both be defaults), on a single server and a Cluster."""
+    if request.param == "single":
+        entry = single_entry(request.getfixturevalue("redis_server"), STRICT=True)
+    else:
+        entry = cluster_entry(request.getfixturevalue("redis_cluster"), STRICT=True)
+    settings.CACHES = {"default": entry}
+    cache = caches["default"]
+    if cache.cluster:
+        assert len(slots(cache, *CROSS)) == len(CROSS)
+    flush(cache)
+    yield cache
+    flush(cache)
+
+
+_loop_thread: list[threading.Thread | None] = [None]
+
+
+@pytest.fixture
+def sync_client_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While ``_loop_thread`` is set, a sync redis-py command in that thread fails the test:
+    an async twin must run on redis.asyncio, not hop back to the sync client."""
+
+    def refuse(original: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is _loop_thread[0]:
+                raise AssertionError(f"sync redis-py call {args[:1]} inside an async twin")
+            return original(self, *args, **kwargs)
+
+        return guarded
+
+    for klass, method in (
+        (redis.Redis, "execute_command"),
+        (redis.cluster.RedisCluster, "execute_command"),
+        (redis.client.Pipeline, "execute"),
+        (redis.cluster.ClusterPipeline, "execute"),
+    ):
+        monkeypatch.setattr(klass, method, refuse(getattr(klass, method)))
+
+
+def run_twin(cache: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def main() -> Any:
+        _loop_thread[0] = threading.current_thread()
+        try:
+            twin = getattr(cache, f"a{name}")
+            if name == "sscan_iter":
+                return await collect(twin(*args, **kwargs))
+            return await twin(*args, **kwargs)
+        finally:
+            _loop_thread[0] = None
+
+    return asyncio.run(main())
+
+
+def test_every_helper_has_an_async_twin() -> None:
+    names = {name for name, *_ in DOWN_CALLS} | {"sscan_iter"}
+    assert {name for name, *_ in TWIN_CALLS} == names
+    for name in names - {"sscan_iter"}:
+        assert inspect.iscoroutinefunction(getattr(RedisCache, f"a{name}")), name
+
+
+@pytest.mark.usefixtures("sync_client_refused")
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs"), TWIN_CALLS, ids=[f"{c[0]}-{i}" for i, c in enumerate(TWIN_CALLS)]
+)
+def test_async_twin_gives_the_same_result(
+    strict_cache: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    cache = strict_cache
+    fill_twin_data(cache)
+    before = stored(cache)
+    mine = getattr(cache, name)(*args, **kwargs)
+    if name == "sscan_iter":
+        assert isinstance(mine, Iterator)
+        mine = list(mine)
+    after = stored(cache)
+
+    flush(cache)
+    fill_twin_data(cache)
+    assert stored(cache) == before
+    theirs = run_twin(cache, name, args, kwargs)
+    assert theirs == mine
+    assert type(theirs) is type(mine)
+    # The same writes too (or none).
+    assert stored(cache) == after

@@ -112,8 +112,7 @@ class Pipe(Request):
         self.commands = commands
 
     def _queued(self, client: Any) -> Any:
-        # A Cluster pipeline is never transactional; a single server's must be told.
-        pipe = client.pipeline() if hasattr(client, "nodes_manager") else client.pipeline(False)
+        pipe = pipeline(client)
         for command in self.commands:
             pipe.execute_command(*command)
         return pipe
@@ -123,6 +122,13 @@ class Pipe(Request):
 
     async def asend(self, client: Any) -> Any:
         return await self._queued(client).execute()
+
+
+def pipeline(client: Any) -> Any:
+    """A non-transactional pipeline of ``client``, whatever its topology (sync or async):
+    one round trip per node. A Cluster pipeline is never transactional; a single
+    server's must be told."""
+    return client.pipeline() if hasattr(client, "nodes_manager") else client.pipeline(False)
 
 
 class Script(Request):

@@ -31,6 +31,8 @@ from redis.exceptions import (
 # RedisClusterException is not a RedisError ("cannot be connected", no targets).
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
 
+from .resend import ReplyLost
+
 # Failures that mean "Redis is not reachable right now" (they trip the circuit);
 # any other error reply means Redis answered, just not with what we wanted.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -42,6 +44,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     MasterDownError,
     ReadOnlyError,
     RedisClusterException,
+    ReplyLost,
     OSError,
 )
 

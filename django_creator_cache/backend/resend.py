@@ -82,7 +82,12 @@ class _Guard:
         self._unsafe_sent = not is_safe(args)
         super().send_command(*args, **kwargs)  # type: ignore[misc]
 
-    def pack_commands(self, commands: list[Sequence[Any]]) -> Any:
+    def pack_command(self, *args: Any) -> Any:
+        self._unsafe_sent = not is_safe(args)
+        return super().pack_command(*args)  # type: ignore[misc]
+
+    def pack_commands(self, commands: Iterable[Sequence[Any]]) -> Any:
+        commands = list(commands)  # redis-py may pass a generator
         self._unsafe_sent = not _all_safe(commands)
         return super().pack_commands(commands)  # type: ignore[misc]
 
@@ -114,7 +119,12 @@ class _AsyncGuard:
         self._unsafe_sent = not is_safe(args)
         await super().send_command(*args, **kwargs)  # type: ignore[misc]
 
-    def pack_commands(self, commands: list[Sequence[Any]]) -> Any:
+    def pack_command(self, *args: Any) -> Any:
+        self._unsafe_sent = not is_safe(args)
+        return super().pack_command(*args)  # type: ignore[misc]
+
+    def pack_commands(self, commands: Iterable[Sequence[Any]]) -> Any:
+        commands = list(commands)  # redis-py may pass a generator
         self._unsafe_sent = not _all_safe(commands)
         return super().pack_commands(commands)  # type: ignore[misc]
 
@@ -188,6 +198,10 @@ def guarded(connection_class: type[Any]) -> type[Any]:
 
 def _guard_pool(pool: Any) -> None:
     pool.connection_class = guarded(pool.connection_class)
+    # Connections the client opened while it was built (a Cluster reads its slot map).
+    for conns in (getattr(pool, "_available_connections", ()), getattr(pool, "_in_use_connections", ())):
+        for conn in list(conns):
+            conn.__class__ = guarded(type(conn))
 
 
 def guard_client(client: Any) -> Any:

@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..backend.cache import RedisCache
 from ..cache_aside.commands import run
-from ..exceptions import CacheUnavailable
+from ..exceptions import CacheUnavailable, CorruptValue
 from ..ttl import TTLLike, parse_ttl
 from ..ttl import policy as ttl_policy
 
@@ -98,8 +98,13 @@ class DomainManager:
         return cache.make_key(cache.keys_manager.user(user_id, *parts))
 
     def _encode(self, value: Any) -> bytes | int:
-        return self.cache._codec.encode(value)
+        return self.cache.codec.encode(value)
 
     def _decode(self, key: str, raw: bytes | None, missing: Any = None) -> Any:
         """A stored value, or ``missing`` if there is none or it is unreadable."""
-        return missing if raw is None else self.cache._decode(key, raw, missing)
+        if raw is None:
+            return missing
+        try:
+            return self.cache.decode(raw, key)
+        except CorruptValue:
+            return missing

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ..backend.modes import mode_for
+from ..backend.execution import pipeline
 from ..cache_aside.commands import LuaScript
 from ..ttl import TTLLike
 from .fields import text
@@ -227,7 +227,7 @@ class UserIndexedStore:
         self, client: Any, user: str, entry_id: str, expires_at: int | None, now: int
     ) -> None:
         index = self.index_key(user)
-        pipe = mode_for(client).pipeline()  # one key: one round trip in every mode
+        pipe = pipeline(client)  # one key: one round trip in every mode
         pipe.zadd(index, {entry_id: "+inf" if expires_at is None else expires_at})
         pipe.zremrangebyscore(index, "-inf", now)
         if expires_at is None:
@@ -263,13 +263,13 @@ class UserIndexedStore:
     def ids(self, client: Any, user_id: Any) -> list[str]:
         """Ids of ``user_id``'s live entries; expired and vanished ones are forgotten."""
         index = self.index_key(user_id)
-        pipe = mode_for(client).pipeline()
+        pipe = pipeline(client)
         pipe.zremrangebyscore(index, "-inf", _now_ms())
         pipe.zrange(index, 0, -1)
         ids = [text(i) for i in pipe.execute()[1]]
         if not ids:
             return []
-        check = mode_for(client).pipeline()  # on a Cluster: one request per node
+        check = pipeline(client)  # on a Cluster: one request per node
         for entry_id in ids:
             check.exists(self.entry_key(entry_id))
         alive = check.execute()
@@ -283,7 +283,7 @@ class UserIndexedStore:
         ids = [text(i) for i in _INDEX_POP(client, [self.index_key(user_id)])]
         if not ids:
             return 0
-        return int(mode_for(client).delete_keys([self.entry_key(i) for i in ids]))
+        return int(client.delete(*[self.entry_key(i) for i in ids])) if ids else 0
 
 
 def _now_ms() -> int:

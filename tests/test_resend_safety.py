@@ -1,0 +1,204 @@
+"""A reply lost after Redis ran a command never makes the command run twice.
+
+A loopback proxy forwards the command to a real server (single, and every node of a
+real Cluster that announces the proxies' ports), then drops the reply and cuts the
+connection. Before the fix redis-py resent the command on its retry: counters were
+applied twice. Now every non-idempotent operation of the package either raises
+``CacheUnavailable`` (counters) or reports that Redis was unavailable, and the
+server shows the effect exactly once; idempotent reads are still retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from decimal import Decimal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from django_creator_cache.exceptions import CacheUnavailable
+from django_creator_cache.managers import DailyPayout, managers
+from django_creator_cache.ratelimit.core import Limiter
+from tests.redis_servers import RedisCluster, RedisServer
+from tests.slow_proxy import SlowProxy
+
+BACKEND = "django_creator_cache.backend.RedisCache"
+
+
+class ProxiedCluster(RedisCluster):
+    """A Cluster whose nodes announce a proxy's port: every client byte crosses a proxy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proxies: list[SlowProxy] = []
+        nodes = []
+        for node in self.nodes:
+            proxy = SlowProxy((node.host, node.port))
+            proxy.start()
+            args = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-announce-port", str(proxy.port),
+                "--cluster-announce-bus-port", str(node.port + 10000),
+            ]  # fmt: skip
+            nodes.append(RedisServer(args, port=node.port))
+            self.proxies.append(proxy)
+        self.nodes = nodes
+        self._behind = {proxy.port: node for proxy, node in zip(self.proxies, nodes, strict=True)}
+
+    def _server(self, port: int) -> RedisServer:
+        return self._behind.get(port) or super()._server(port)
+
+    def stop(self) -> None:
+        super().stop()
+        for proxy in self.proxies:
+            proxy.stop()
+
+    def proxy_for(self, key: str) -> SlowProxy:
+        primary = self.primary_for_key(key)
+        return next(p for p in self.proxies if p.upstream[1] == primary.port)
+
+
+@pytest.fixture(scope="module")
+def proxied_server() -> Iterator[tuple[RedisServer, SlowProxy]]:
+    with RedisServer() as server, SlowProxy((server.host, server.port)) as proxy:
+        yield server, proxy
+
+
+@pytest.fixture(scope="module")
+def proxied_cluster() -> Iterator[ProxiedCluster]:
+    with ProxiedCluster() as cluster:
+        yield cluster
+
+
+class Cut:
+    """The cache on a proxied topology, and a way to cut the next reply of any node."""
+
+    def __init__(self, mode: str, cache: Any, proxies: list[SlowProxy]) -> None:
+        self.mode = mode
+        self.cache = cache
+        self.proxies = proxies
+
+    def next_reply(self, action: Callable[[], Any], when: bytes) -> Any:
+        """Run ``action``; the reply to its first request containing ``when`` is cut
+        (the command still runs on the server)."""
+        for proxy in self.proxies:
+            proxy.cut_when = when
+        try:
+            return action()
+        finally:
+            for proxy in self.proxies:
+                proxy.cut_when = None
+
+    async def anext_reply(self, action: Callable[[], Any], when: bytes) -> Any:
+        for proxy in self.proxies:
+            proxy.cut_when = when
+        try:
+            return await action()
+        finally:
+            for proxy in self.proxies:
+                proxy.cut_when = None
+
+
+@pytest.fixture(params=["single", "cluster"])
+def cut(request: pytest.FixtureRequest, settings: Any) -> Iterator[Cut]:
+    options = {"RETRY_ATTEMPTS": 3, "CIRCUIT_FAILURES": 100}
+    if request.param == "single":
+        server, proxy = request.getfixturevalue("proxied_server")
+        entry = {"BACKEND": BACKEND, "LOCATION": proxy.url, "OPTIONS": options}
+        server.client().flushdb()
+        proxies = [proxy]
+    else:
+        cluster = request.getfixturevalue("proxied_cluster")
+        proxies = cluster.proxies
+        location = ",".join(f"redis://127.0.0.1:{p.port}" for p in proxies)
+        entry = {"BACKEND": BACKEND, "LOCATION": location, "OPTIONS": {"MODE": "cluster", **options}}
+        for node in cluster.primaries():
+            node.client().flushdb()
+    settings.CACHES = {"default": entry}
+    yield Cut(request.param, caches["default"], proxies)
+
+
+def test_idempotent_read_is_retried(cut: Cut) -> None:
+    cut.cache.set("r", "value")
+    assert cut.next_reply(lambda: cut.cache.get("r"), b"GET") == "value"  # sent again, answered
+
+
+@pytest.mark.parametrize("ignore_key_check", [False, True])
+def test_incr_is_never_applied_twice(cut: Cut, ignore_key_check: bool) -> None:
+    cache = cut.cache
+    cache.set("n", 9)
+    cache.incr("n")  # the server has the script: the cut hits the increment itself
+    with pytest.raises(CacheUnavailable):
+        cut.next_reply(
+                lambda: cache.incr("n", 5, ignore_key_check=ignore_key_check),
+                b"INCRBY" if ignore_key_check else b"EVALSHA",
+            )
+    assert cache.get("n") == 15  # ran once: not 20
+
+
+def test_decr_is_never_applied_twice(cut: Cut) -> None:
+    cut.cache.set("n", 11)
+    cut.cache.decr("n")
+    with pytest.raises(CacheUnavailable):
+        cut.next_reply(lambda: cut.cache.decr("n", 3), b"EVALSHA")
+    assert cut.cache.get("n") == 7
+
+
+def test_async_incr_is_never_applied_twice(cut: Cut) -> None:
+    cache = cut.cache
+    cache.set("n", 0)
+
+    async def cut_inside() -> None:
+        await cache.aincr("n")  # this loop's pool holds a live connection
+        with pytest.raises(CacheUnavailable):
+            await cut.anext_reply(lambda: cache.aincr("n", 1), b"EVALSHA")
+
+    asyncio.run(cut_inside())
+    assert cache.get("n") == 2
+
+
+def test_set_nx_is_not_resent(cut: Cut) -> None:
+    cut.cache.get("a")
+    # The SET NX ran; resent, it would answer "not stored". Not resent: add reports failure.
+    assert cut.next_reply(lambda: cut.cache.add("a", "first"), b"NX") is False
+    assert cut.cache.get("a") == "first"
+
+
+def test_invalidation_reports_a_lost_reply(cut: Cut) -> None:
+    cache = cut.cache
+    cache.set("t:1", "v", tags=["grp"])
+    cache.invalidate_tags("other")  # warm the connections the script uses
+    with pytest.raises(CacheUnavailable):
+        cut.next_reply(lambda: cache.invalidate_tags("grp"), b"EVALSHA")
+
+
+def test_view_tracking_add_is_never_applied_twice(cut: Cut) -> None:
+    views = managers("default").view_tracking
+    views.add(1, 2, views=10)
+    cut.next_reply(lambda: views.add(1, 2, views=10), b"EVALSHA")  # fails open: never counted twice
+    stats = views.get(1, 2)
+    assert stats is not None and stats.views == 20
+
+
+def test_rate_limit_hit_is_never_counted_twice(cut: Cut) -> None:
+    limiter = Limiter("cut", "10/m")
+    assert limiter.hit("u").used == 1
+    usage = cut.next_reply(lambda: limiter.hit("u"), b"EVALSHA")
+    assert usage.unavailable  # said so, instead of a guessed count
+    assert limiter.peek("u").used == 2  # the lost hit counted once, not twice
+
+
+def test_payout_mark_processed_is_never_applied_twice(cut: Cut) -> None:
+    payouts = managers("default").payouts
+    day = datetime.date(2024, 1, 15)
+    payouts.set(DailyPayout(day, Decimal("1.00"), 0, 5, None))
+    payouts.mark_processed(day, 1)  # the server has the script: the cut hits the update
+    with pytest.raises(CacheUnavailable):
+        cut.next_reply(lambda: payouts.mark_processed(day, 2), b"EVALSHA")
+    got = payouts.get(day)
+    assert got is not None and (got.processed_count, got.pending_count) == (3, 2)
