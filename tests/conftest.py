@@ -24,6 +24,7 @@ from django_creator_cache.backend import local_tier
 from django_creator_cache.backend.circuit import _breakers
 from django_creator_cache.backend.runtime import _fallbacks
 from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
+from tests.slow_proxy import SlowProxy
 
 BACKEND = "django_creator_cache.backend.RedisCache"
 MODES = ("single", "sentinel", "cluster")
@@ -79,6 +80,53 @@ def redis_cluster() -> Iterator[RedisCluster]:
 def redis_sentinel() -> Iterator[RedisSentinelGroup]:
     with RedisSentinelGroup() as group:
         yield group
+
+
+class ProxiedCluster(RedisCluster):
+    """A Cluster whose nodes announce a proxy's port: every client byte crosses a proxy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proxies: list[SlowProxy] = []
+        nodes = []
+        for node in self.nodes:
+            proxy = SlowProxy((node.host, node.port))
+            proxy.start()
+            args = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-announce-port", str(proxy.port),
+                "--cluster-announce-bus-port", str(node.port + 10000),
+            ]  # fmt: skip
+            nodes.append(RedisServer(args, port=node.port))
+            self.proxies.append(proxy)
+        self.nodes = nodes
+        self._behind = {proxy.port: node for proxy, node in zip(self.proxies, nodes, strict=True)}
+
+    def _server(self, port: int) -> RedisServer:
+        return self._behind.get(port) or super()._server(port)
+
+    def stop(self) -> None:
+        super().stop()
+        for proxy in self.proxies:
+            proxy.stop()
+
+    def proxy_for(self, key: str) -> SlowProxy:
+        primary = self.primary_for_key(key)
+        return next(p for p in self.proxies if p.upstream[1] == primary.port)
+
+
+@pytest.fixture(scope="session")
+def proxied_server() -> Iterator[tuple[RedisServer, SlowProxy]]:
+    with RedisServer() as server, SlowProxy((server.host, server.port)) as proxy:
+        yield server, proxy
+
+
+@pytest.fixture(scope="session")
+def proxied_cluster() -> Iterator[ProxiedCluster]:
+    with ProxiedCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

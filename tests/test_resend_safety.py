@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from decimal import Decimal
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,57 +22,9 @@ from django.core.cache import caches
 from django_creator_cache.exceptions import CacheUnavailable
 from django_creator_cache.managers import DailyPayout, managers
 from django_creator_cache.ratelimit.core import Limiter
-from tests.redis_servers import RedisCluster, RedisServer
 from tests.slow_proxy import SlowProxy
 
 BACKEND = "django_creator_cache.backend.RedisCache"
-
-
-class ProxiedCluster(RedisCluster):
-    """A Cluster whose nodes announce a proxy's port: every client byte crosses a proxy."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.proxies: list[SlowProxy] = []
-        nodes = []
-        for node in self.nodes:
-            proxy = SlowProxy((node.host, node.port))
-            proxy.start()
-            args = [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(self.node_timeout_ms),
-                "--cluster-announce-port", str(proxy.port),
-                "--cluster-announce-bus-port", str(node.port + 10000),
-            ]  # fmt: skip
-            nodes.append(RedisServer(args, port=node.port))
-            self.proxies.append(proxy)
-        self.nodes = nodes
-        self._behind = {proxy.port: node for proxy, node in zip(self.proxies, nodes, strict=True)}
-
-    def _server(self, port: int) -> RedisServer:
-        return self._behind.get(port) or super()._server(port)
-
-    def stop(self) -> None:
-        super().stop()
-        for proxy in self.proxies:
-            proxy.stop()
-
-    def proxy_for(self, key: str) -> SlowProxy:
-        primary = self.primary_for_key(key)
-        return next(p for p in self.proxies if p.upstream[1] == primary.port)
-
-
-@pytest.fixture(scope="module")
-def proxied_server() -> Iterator[tuple[RedisServer, SlowProxy]]:
-    with RedisServer() as server, SlowProxy((server.host, server.port)) as proxy:
-        yield server, proxy
-
-
-@pytest.fixture(scope="module")
-def proxied_cluster() -> Iterator[ProxiedCluster]:
-    with ProxiedCluster() as cluster:
-        yield cluster
 
 
 class Cut:
@@ -106,7 +58,7 @@ class Cut:
 
 @pytest.fixture(params=["single", "cluster"])
 def cut(request: pytest.FixtureRequest, settings: Any) -> Iterator[Cut]:
-    options = {"RETRY_ATTEMPTS": 3, "CIRCUIT_FAILURES": 100}
+    options: dict[str, Any] = {"RETRY_ATTEMPTS": 3, "CIRCUIT_FAILURES": 100}
     if request.param == "single":
         server, proxy = request.getfixturevalue("proxied_server")
         entry = {"BACKEND": BACKEND, "LOCATION": proxy.url, "OPTIONS": options}
@@ -116,7 +68,11 @@ def cut(request: pytest.FixtureRequest, settings: Any) -> Iterator[Cut]:
         cluster = request.getfixturevalue("proxied_cluster")
         proxies = cluster.proxies
         location = ",".join(f"redis://127.0.0.1:{p.port}" for p in proxies)
-        entry = {"BACKEND": BACKEND, "LOCATION": location, "OPTIONS": {"MODE": "cluster", **options}}
+        entry = {
+            "BACKEND": BACKEND,
+            "LOCATION": location,
+            "OPTIONS": {"MODE": "cluster", **options},
+        }
         for node in cluster.primaries():
             node.client().flushdb()
     settings.CACHES = {"default": entry}
@@ -135,9 +91,9 @@ def test_incr_is_never_applied_twice(cut: Cut, ignore_key_check: bool) -> None:
     cache.incr("n")  # the server has the script: the cut hits the increment itself
     with pytest.raises(CacheUnavailable):
         cut.next_reply(
-                lambda: cache.incr("n", 5, ignore_key_check=ignore_key_check),
-                b"INCRBY" if ignore_key_check else b"EVALSHA",
-            )
+            lambda: cache.incr("n", 5, ignore_key_check=ignore_key_check),
+            b"INCRBY" if ignore_key_check else b"EVALSHA",
+        )
     assert cache.get("n") == 15  # ran once: not 20
 
 

@@ -686,7 +686,7 @@ TWIN_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("zrange", ("z", 0, 1), {"desc": True, "withscores": True, "score_cast_func": int}),
     ("zrangebyscore", ("z", 100, 250), {"withscores": True}),
     ("zrank", ("z", 7), {}),
-    ("zrank", ("z", 7), {"withscore": True}),
+    # (No ``withscore=True``: ZRANK WITHSCORE needs Redis 7.2, the test servers may be 7.0.)
     ("zrem", ("z", "bob", "nobody"), {}),
     ("zremrangebyscore", ("z", 0, 100), {}),
     ("zrevrange", ("z", 0, -1), {}),
