@@ -15,6 +15,7 @@ from redis.retry import Retry
 
 from . import conf
 from .backend.policy import REDIS_ERRORS
+from .exceptions import CacheUnavailable
 from .stats import parse_info
 
 if TYPE_CHECKING:
@@ -85,14 +86,19 @@ def server_facts(cache: RedisCache) -> dict[str, Any]:
     """Keys, memory, evictions, version and uptime of every primary."""
     nodes = []
     try:
-        for address, client in cache._mode.nodes():
-            info = client.info()
-            facts = parse_info(info)
-            facts["address"] = address
-            facts["keys"] = int(client.dbsize())
-            nodes.append(facts)
-    except REDIS_ERRORS as exc:
-        return {"available": False, "server_error": f"{type(exc).__name__}: {exc}", "nodes": nodes}
+        found = cache.primaries_info()
+    except CacheUnavailable as exc:  # strict mode
+        found = None
+        error = f"{type(exc.cause).__name__}: {exc.cause}"
+    else:
+        error = "Redis did not answer"
+    if found is None:
+        return {"available": False, "server_error": error, "nodes": nodes}
+    for address, info, keys in found:
+        facts = parse_info(info)
+        facts["address"] = address
+        facts["keys"] = keys
+        nodes.append(facts)
     first = nodes[0] if nodes else {}
     return {
         "available": True,

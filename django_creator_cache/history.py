@@ -23,10 +23,11 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import conf
-from .backend.policy import REDIS_ERRORS
+from .backend.execution import Pipe, Steps
+from .exceptions import CacheUnavailable
 
 if TYPE_CHECKING:
     from .backend.cache import RedisCache
@@ -78,9 +79,7 @@ class Point:
 
 def history_key(cache: RedisCache) -> str:
     """Redis key of ``cache``'s alias's samples (under its ``KEY_PREFIX``)."""
-    sep = cache.key_separator
-    head = f"{cache.key_prefix}{sep}" if cache.key_prefix else ""
-    return f"{head}dcc{sep}history{sep}{cache.alias}"
+    return cache.internal_key("history", cache.alias)
 
 
 def _settings() -> tuple[float, int]:
@@ -101,16 +100,13 @@ def append(cache: RedisCache, sample: Sample) -> bool:
     """Add ``sample`` to the alias's capped list; False if Redis refused."""
     interval, size = _settings()
     key = history_key(cache)
-    try:
-        pipe = cache.get_client().pipeline(transaction=False)
-        pipe.lpush(key, sample.to_json())
-        pipe.ltrim(key, 0, size - 1)
-        pipe.pexpire(key, int(max(interval * size, WINDOW) * 2000))
-        pipe.execute()
-    except REDIS_ERRORS as exc:
-        logger.debug("cache history not recorded for %r: %s", cache.alias, exc)
-        return False
-    return True
+    life = int(max(interval * size, WINDOW) * 2000)
+    commands = [
+        ("LPUSH", key, sample.to_json()),
+        ("LTRIM", key, 0, size - 1),
+        ("PEXPIRE", key, life),
+    ]
+    return _quietly(cache, "history", _send(Pipe(commands)), "not recorded") is not None
 
 
 def maybe_sample(cache: RedisCache) -> bool:
@@ -129,27 +125,35 @@ def maybe_sample(cache: RedisCache) -> bool:
     sample = take(cache)  # no network while the circuit is open
     if sample is None:
         return False
-    try:
-        ticket = cache.get_client().set(
-            f"{key}{cache.key_separator}ticket", b"1", nx=True, px=max(int(interval * 1000), 1)
-        )
-    except REDIS_ERRORS as exc:
-        logger.debug("cache history ticket not taken for %r: %s", cache.alias, exc)
-        return False
+    ticket_key = f"{key}{cache.key_separator}ticket"
+    ms = max(int(interval * 1000), 1)
+    ticket = _quietly(cache, "history", _send(("SET", ticket_key, b"1", "NX", "PX", ms)), "ticket")
     return bool(ticket) and append(cache, sample)
 
 
 def samples(cache: RedisCache, window: float = WINDOW) -> list[Sample]:
     """Stored samples of the last ``window`` seconds, oldest first; [] if Redis fails."""
     _, size = _settings()
-    try:
-        raw = cache.get_client().lrange(history_key(cache), 0, size - 1)
-    except REDIS_ERRORS as exc:
-        logger.debug("cache history not read for %r: %s", cache.alias, exc)
+    raw = _quietly(cache, "history", _send(("LRANGE", history_key(cache), 0, size - 1)), "read")
+    if raw is None:
         return []
     since = time.time() - window
     found = [s for s in map(Sample.from_json, raw) if s is not None and s.t >= since]
     return sorted(found, key=lambda s: s.t)
+
+
+def _send(request: Any) -> Steps[Any]:
+    return (yield request)
+
+
+def _quietly(cache: RedisCache, operation: str, steps: Steps[Any], what: str) -> Any:
+    """Run ``steps`` under the alias's failure policy; None (logged at DEBUG) if Redis
+    could not answer: the chart is best effort and never raises into the admin."""
+    try:
+        return cache.run(steps, operation)
+    except CacheUnavailable as exc:
+        logger.debug("cache history %s for %r: %s", what, cache.alias, exc.cause)
+        return None
 
 
 def points(history: list[Sample]) -> list[Point]:

@@ -9,24 +9,6 @@ from django.core.signals import setting_changed
 
 from . import conf
 
-# Attributes a backend derives from settings on first use.
-_DERIVED = (
-    "options",
-    "key_separator",
-    "_max_key_length",
-    "_codec",
-    "_redis",
-    "_mode",
-    "_incr_script",
-    "_key_head",
-    "_breaker",
-    "_fallback",
-    "_prefix_depth",
-    "_index_head",
-    "_take_script",
-    "_tracked_roots",
-)
-
 
 def reset_backends(*, setting: str, **kwargs: Any) -> None:
     """``override_settings`` of one of our settings: re-read it on next use."""
@@ -36,8 +18,7 @@ def reset_backends(*, setting: str, **kwargs: Any) -> None:
 
     for backend in caches.all(initialized_only=True):
         if isinstance(backend, RedisCache):
-            for name in _DERIVED:
-                backend.__dict__.pop(name, None)
+            backend.reset()
 
 
 def connect() -> None:

@@ -55,7 +55,7 @@ def slow(request: pytest.FixtureRequest, settings: Any) -> Iterator[tuple[Any, l
         "RETRY_ATTEMPTS": 0,
     }
     if request.param == "single":
-        server, proxy = request.getfixturevalue("proxied_server")
+        _server, proxy = request.getfixturevalue("proxied_server")
         proxies = [proxy]
         location = proxy.url
     else:

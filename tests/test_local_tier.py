@@ -28,8 +28,10 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from django_creator_cache.backend import RedisCache, local_tier, modes
+from django_creator_cache.backend import RedisCache, local_tier
+from django_creator_cache.backend.execution import Script
 from django_creator_cache.backend.local_tier import _RespReader
+from django_creator_cache.backend.scripts import FETCH_ONE
 from tests.conftest import flush
 from tests.redis_servers import RedisCluster, RedisServer
 
@@ -185,12 +187,13 @@ def test_a_value_fetched_across_an_invalidation_is_not_kept(
     arrives before that reply is stored. The old value must not be kept."""
     cache.set("race", "old")
     tier = ready(cache)
-    original = modes.SingleMode.fetch
+    original = Script.send
     done = threading.Event()
 
-    def fetch_then_write(mode: Any, key: str, with_ttl: bool = True) -> Any:
-        reply = original(mode, key, with_ttl)
-        if not done.is_set():
+    def fetch_then_write(request: Script, client: Any) -> Any:
+        reply = original(request, client)
+        if request.script is FETCH_ONE and not done.is_set():
+            key = request.keys[0]
             done.set()
             seen = tier.invalidations
             with redis_server.client() as raw:
@@ -198,7 +201,7 @@ def test_a_value_fetched_across_an_invalidation_is_not_kept(
             until(lambda: tier.invalidations > seen, 2, "the invalidation message")
         return reply
 
-    monkeypatch.setattr(modes.SingleMode, "fetch", fetch_then_write)
+    monkeypatch.setattr(Script, "send", fetch_then_write)
     assert cache.get("race") == "old"  # what this read fetched
     assert cache.get("race") == 5  # not served "old" from the tier
 

@@ -11,5 +11,5 @@ from typing import Any
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     from django_creator_cache import stats
 
-    hits = sum(counters.local_hits for counters in stats.registry.runtime.counters.values())
+    hits = sum(counters.local_hits for counters in stats.registry._counters.values())
     print(f"\nLOCAL_TIER_HITS={hits}")

@@ -30,7 +30,7 @@ from . import options as options_module
 from .codec import Codec, load_compressor, load_serializer
 from .execution import Executor, Steps
 from .local_tier import LocalTier
-from .ops import counters, keyspace, reads, twin, writes
+from .ops import counters, keyspace, reads, server, twin, writes
 from .runtime import Runtime
 from .structures import StructuresMixin
 
@@ -431,6 +431,12 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
         if local is not None:
             local.forget_many(fulls)
 
+    def forget_tier(self, fulls: Iterable[str]) -> None:
+        """Drop keys this process wrote from its local tier only (a write that went to
+        the local fallback instead must stay there)."""
+        if self.local_tier is not None:
+            self.local_tier.forget_many(list(fulls))
+
     def forget_all_local(self) -> None:
         """Drop every in-process copy (``clear``)."""
         if self.runtime.fallback is not None:
@@ -476,16 +482,26 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
     delete_pattern, adelete_pattern = twin(keyspace.delete_pattern)
     invalidate_prefix, ainvalidate_prefix = twin(keyspace.invalidate_prefix)
     invalidate_tags, ainvalidate_tags = twin(keyspace.invalidate_tags)
+    index_size, aindex_size = twin(keyspace.index_size)
     _scan_keys, _ascan_keys = twin(keyspace.scan_keys, "iter_keys")
+    primaries_info, aprimaries_info = twin(server.primaries_info)
 
     def iter_keys(
-        self, search: str, itersize: int | None = None, client: Any = None, version: int | None = None
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Any = None,
+        version: int | None = None,
     ) -> Iterator[str]:
         """User keys matching ``search``, via SCAN on every primary."""
         yield from self._scan_keys(search, itersize, version, client=client)
 
     async def aiter_keys(
-        self, search: str, itersize: int | None = None, client: Any = None, version: int | None = None
+        self,
+        search: str,
+        itersize: int | None = None,
+        client: Any = None,
+        version: int | None = None,
     ) -> AsyncIterator[str]:
         for key in await self._ascan_keys(search, itersize, version, client=client):
             yield key

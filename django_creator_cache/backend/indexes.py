@@ -30,6 +30,7 @@ TAG = "t"
 # One write in this many also prunes expired members from the indexes it touches.
 PRUNE_EVERY = 64
 
+
 def track_prefixes(*roots: str) -> None:
     """Index writes under these top-level prefixes so they can be invalidated.
 

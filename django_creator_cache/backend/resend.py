@@ -26,19 +26,96 @@ from redis.exceptions import RedisError
 # Commands whose second run changes nothing the first did not (reads, plain writes, deletes,
 # expiry) and connection bookkeeping. Anything not named here is never resent.
 SAFE_COMMANDS = frozenset(
-    """
-    GET MGET EXISTS TTL PTTL TYPE STRLEN GETRANGE SCAN KEYS DBSIZE RANDOMKEY
-    HGET HMGET HGETALL HKEYS HVALS HLEN HEXISTS HSTRLEN HSCAN
-    SMEMBERS SISMEMBER SMISMEMBER SCARD SRANDMEMBER SSCAN SINTER SUNION SDIFF
-    ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX
-    ZCARD ZCOUNT ZSCORE ZMSCORE ZRANK ZREVRANK ZSCAN ZLEXCOUNT
-    LRANGE LLEN LINDEX
-    SET SETEX PSETEX MSET DEL UNLINK EXPIRE PEXPIRE EXPIREAT PEXPIREAT PERSIST
-    HSET HMSET HDEL SADD SREM ZADD ZREM ZREMRANGEBYSCORE ZREMRANGEBYRANK LTRIM
-    FLUSHDB FLUSHALL
-    PING ECHO INFO TIME ROLE CLIENT CLUSTER COMMAND CONFIG MEMORY OBJECT SELECT
-    AUTH HELLO READONLY READWRITE SENTINEL WAIT
-    """.split()
+    [
+        "GET",
+        "MGET",
+        "EXISTS",
+        "TTL",
+        "PTTL",
+        "TYPE",
+        "STRLEN",
+        "GETRANGE",
+        "SCAN",
+        "KEYS",
+        "DBSIZE",
+        "RANDOMKEY",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HKEYS",
+        "HVALS",
+        "HLEN",
+        "HEXISTS",
+        "HSTRLEN",
+        "HSCAN",
+        "SMEMBERS",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SCARD",
+        "SRANDMEMBER",
+        "SSCAN",
+        "SINTER",
+        "SUNION",
+        "SDIFF",
+        "ZRANGE",
+        "ZRANGEBYSCORE",
+        "ZREVRANGE",
+        "ZREVRANGEBYSCORE",
+        "ZRANGEBYLEX",
+        "ZREVRANGEBYLEX",
+        "ZCARD",
+        "ZCOUNT",
+        "ZSCORE",
+        "ZMSCORE",
+        "ZRANK",
+        "ZREVRANK",
+        "ZSCAN",
+        "ZLEXCOUNT",
+        "LRANGE",
+        "LLEN",
+        "LINDEX",
+        "SET",
+        "SETEX",
+        "PSETEX",
+        "MSET",
+        "DEL",
+        "UNLINK",
+        "EXPIRE",
+        "PEXPIRE",
+        "EXPIREAT",
+        "PEXPIREAT",
+        "PERSIST",
+        "HSET",
+        "HMSET",
+        "HDEL",
+        "SADD",
+        "SREM",
+        "ZADD",
+        "ZREM",
+        "ZREMRANGEBYSCORE",
+        "ZREMRANGEBYRANK",
+        "LTRIM",
+        "FLUSHDB",
+        "FLUSHALL",
+        "PING",
+        "ECHO",
+        "INFO",
+        "TIME",
+        "ROLE",
+        "CLIENT",
+        "CLUSTER",
+        "COMMAND",
+        "CONFIG",
+        "MEMORY",
+        "OBJECT",
+        "SELECT",
+        "AUTH",
+        "HELLO",
+        "READONLY",
+        "READWRITE",
+        "SENTINEL",
+        "WAIT",
+    ]
 )
 # Options that make a SET or ZADD depend on what was there (a second run answers differently).
 _CONDITIONAL = frozenset({"NX", "XX", "GET", "INCR", "nx", "xx", "get", "incr"})
@@ -199,7 +276,10 @@ def guarded(connection_class: type[Any]) -> type[Any]:
 def _guard_pool(pool: Any) -> None:
     pool.connection_class = guarded(pool.connection_class)
     # Connections the client opened while it was built (a Cluster reads its slot map).
-    for conns in (getattr(pool, "_available_connections", ()), getattr(pool, "_in_use_connections", ())):
+    for conns in (
+        getattr(pool, "_available_connections", ()),
+        getattr(pool, "_in_use_connections", ()),
+    ):
         for conn in list(conns):
             conn.__class__ = guarded(type(conn))
 

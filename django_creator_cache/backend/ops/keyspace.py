@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import indexes
-from ..execution import Call, Script, Steps, Unavailable
+from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..scripts import TAKE_INDEX
 from .common import Scan, delete_glob, delete_keys, text
 
@@ -42,7 +42,9 @@ def delete_pattern(
 ) -> Steps[int]:
     """Delete every key matching the glob ``pattern`` (SCAN, every primary)."""
     try:
-        return (yield from delete_glob(cache, cache.make_pattern(pattern, version, prefix), itersize))
+        return (
+            yield from delete_glob(cache, cache.make_pattern(pattern, version, prefix), itersize)
+        )
     except Unavailable:
         return 0
 
@@ -88,3 +90,11 @@ def _invalidate(cache: RedisCache, names: Iterable[str]) -> Steps[int]:
     cache.forget_local(text(m) for m in members)
     cache.runtime.counters.deletes += deleted
     return deleted
+
+
+def index_size(cache: RedisCache, index: str) -> Steps[int]:
+    """Live members of one prefix or tag index (an upper bound of what invalidating it
+    would delete); raises ``CacheUnavailable`` if Redis cannot tell."""
+    twin = indexes.persistent_twin(index, cache.key_separator)
+    live, kept = yield Pipe([("ZCOUNT", index, indexes.now_ms(), "+inf"), ("ZCARD", twin)])
+    return int(live) + int(kept)

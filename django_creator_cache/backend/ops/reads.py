@@ -62,7 +62,9 @@ def _local_get(cache: RedisCache, local: LocalTier, full: str, default: Any) -> 
     return found.get(full, default)
 
 
-def get_many(cache: RedisCache, keys: Iterable[Any], version: int | None = None) -> Steps[dict[Any, Any]]:
+def get_many(
+    cache: RedisCache, keys: Iterable[Any], version: int | None = None
+) -> Steps[dict[Any, Any]]:
     keys = list(keys)
     if not keys:
         return {}

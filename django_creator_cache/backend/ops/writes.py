@@ -40,6 +40,7 @@ def set_(
     full = cache.make_key(key, version)
     encoded = cache.codec.encode(value, full)
     px = cache.px(timeout)
+    cache.forget_local((full,))
     try:
         if px is not None and px <= 0:
             if nx:
@@ -66,7 +67,7 @@ def set_(
                 fallback.set(full, encoded, px)
         return False
     finally:
-        cache.forget_local((full,))
+        cache.forget_tier((full,))
     cache.runtime.counters.sets += 1
     return bool(stored)
 
@@ -97,6 +98,7 @@ def set_many(
     fulls = cache.make_keys(list(data), version)
     encode = cache.codec.encode
     encoded = {full: encode(v, full) for full, v in zip(fulls, data.values(), strict=True)}
+    cache.forget_local(fulls)
     try:
         if px is not None and px <= 0:
             yield from delete_keys(cache, fulls)
@@ -117,7 +119,7 @@ def set_many(
                 fallback.set(full, value, px)
         return list(data)
     finally:
-        cache.forget_local(fulls)
+        cache.forget_tier(fulls)
     cache.runtime.counters.sets += len(encoded)
     return []
 
@@ -138,9 +140,7 @@ def delete(
     return deleted
 
 
-def delete_many(
-    cache: RedisCache, keys: Iterable[Any], version: int | None = None
-) -> Steps[int]:
+def delete_many(cache: RedisCache, keys: Iterable[Any], version: int | None = None) -> Steps[int]:
     """Delete ``keys``; returns how many existed (django-redis's contract)."""
     fulls = cache.make_keys(list(keys), version)
     if not fulls:
@@ -166,18 +166,14 @@ def touch(
     return (yield from _expiry(cache, full, ("PEXPIRE", full, px)))
 
 
-def expire(
-    cache: RedisCache, key: Any, timeout: Any, version: int | None = None
-) -> Steps[bool]:
+def expire(cache: RedisCache, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
     px = cache.px(timeout)
     full = cache.make_key(key, version)
     request = ("PERSIST", full) if px is None else ("PEXPIRE", full, px)
     return (yield from _expiry(cache, full, request))
 
 
-def pexpire(
-    cache: RedisCache, key: Any, timeout: Any, version: int | None = None
-) -> Steps[bool]:
+def pexpire(cache: RedisCache, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
     """``timeout`` in milliseconds (or a ``timedelta``). ``DEFAULT_TIMEOUT`` means the
     alias's default timeout *number*, read as milliseconds, exactly as django-redis does."""
     full = cache.make_key(key, version)

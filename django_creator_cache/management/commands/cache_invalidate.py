@@ -19,8 +19,7 @@ from django.db import router, transaction
 from django.db.models import Model
 
 from ...backend.cache import RedisCache
-from ...backend.policy import REDIS_ERRORS
-from ...exceptions import CacheError
+from ...exceptions import CacheError, CacheUnavailable
 from ...invalidation import index
 from ...invalidation import models as model_rules
 from ...invalidation.transaction import cache_invalidated
@@ -139,16 +138,18 @@ class Command(BaseCommand):
             count = _indexed(alias, cache, kind, name)
             self.stdout.write(f"{head}: up to {_entries(count)}")
             return count
-        failures = _failures(cache)
         try:
             if kind == index.PREFIX:
                 count = cache.invalidate_prefix(name)
             else:
                 count = cache.invalidate_tags(name)
+        except CacheUnavailable as exc:
+            raise CommandError(
+                f"{head}: Redis failed during the invalidation ({type(exc.cause).__name__}); "
+                "run it again"
+            ) from exc
         except (CacheError, ValueError) as exc:
             raise CommandError(f"{head}: {exc}") from exc
-        if _failures(cache) != failures:
-            raise CommandError(f"{head}: Redis failed during the invalidation (see the log)")
         self.stdout.write(f"{head}: {_entries(count)}")
         return count
 
@@ -190,25 +191,23 @@ class Command(BaseCommand):
             sent.append(kwargs)
 
         cache_invalidated.connect(receiver, sender=target.model, weak=False)
-        errors = {alias: _failures(cache) for alias, cache in used.items()}
         try:
             model_rules.invalidate_model(target.model, using=using)
+        except CacheUnavailable as exc:
+            raise CommandError(
+                f"model {target.label}: Redis failed during the invalidation in cache "
+                f"{exc.alias!r} ({type(exc.cause).__name__}); run it again"
+            ) from exc
         except (CacheError, ValueError, LookupError) as exc:
             raise CommandError(f"model {target.label}: {exc}") from exc
         finally:
             cache_invalidated.disconnect(receiver, sender=target.model)
-        failed = [alias for alias, cache in used.items() if _failures(cache) != errors[alias]]
-        if failed:
-            raise CommandError(
-                f"model {target.label}: Redis failed during the invalidation in cache(s) "
-                f"{', '.join(map(repr, failed))} (see the log)"
-            )
         ran = {report["alias"] for report in sent}
         missing = [rule.cache for rule in target.rules if rule.cache not in ran]
         if missing:
             raise CommandError(
-                f"model {target.label}: the invalidation in cache(s) "
-                f"{', '.join(map(repr, missing))} did not run (see the log)"
+                f"model {target.label}: Redis failed during the invalidation in cache(s) "
+                f"{', '.join(map(repr, missing))}: it did not run (see the log); run it again"
             )
         total = 0
         for report in sent:
@@ -275,20 +274,11 @@ def _describe(target: _ModelTarget, alias: str, prefixes: Any, tags: Any) -> str
 def _indexed(alias: str, cache: RedisCache, kind: str, name: str) -> int:
     """Live members of one prefix or tag index: what invalidating it would take at most
     (some may have been deleted or overwritten since they were indexed)."""
-    sep = cache.key_separator
-    key = index.index_key(cache._index_head, sep, kind, name)
-    redis = cache.get_client()
+    key = cache.index_key(kind, name)
     try:
-        live = int(redis.zcount(key, index.now_ms(), "+inf"))
-        return live + int(redis.zcard(index.persistent_twin(key, sep)))
-    except REDIS_ERRORS as exc:
-        raise CommandError(f"cache {alias!r}: cannot read index {key!r}: {exc}") from exc
-
-
-def _failures(cache: RedisCache) -> int:
-    """Redis failures this process has counted for ``cache`` (errors and refused calls)."""
-    counters = cache._counters
-    return counters.errors + counters.short_circuits
+        return cache.index_size(key)
+    except CacheUnavailable as exc:
+        raise CommandError(f"cache {alias!r}: cannot read index {key!r}: {exc.cause}") from exc
 
 
 def _entries(count: int) -> str:
