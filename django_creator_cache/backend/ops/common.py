@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +41,8 @@ def drop_corrupt(cache: RedisCache, corrupt: Iterable[tuple[str, CorruptValue]])
         cache.runtime.counters.corrupt += 1
         cache.log_corrupt(full, exc)
         fulls.append(full)
-    try:
+    with contextlib.suppress(Unavailable):  # they stay misses; the next read tries again
         yield from delete_keys(cache, fulls)
-    except Unavailable:
-        pass
 
 
 class Scan(Call):

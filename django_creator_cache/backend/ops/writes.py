@@ -62,9 +62,9 @@ def set_(
             stored = yield args
     except Unavailable as exc:
         fallback = cache.runtime.fallback
-        if isinstance(exc.cause, CircuitOpen) and fallback is not None:
-            if not (nx and fallback.get(full) is not None):
-                fallback.set(full, encoded, px)
+        blocked = isinstance(exc.cause, CircuitOpen) and fallback is not None
+        if blocked and not (nx and fallback.get(full) is not None):  # type: ignore[union-attr]
+            fallback.set(full, encoded, px)  # type: ignore[union-attr]
         return False
     finally:
         cache.forget_tier((full,))

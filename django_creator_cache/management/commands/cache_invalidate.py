@@ -206,8 +206,9 @@ class Command(BaseCommand):
         missing = [rule.cache for rule in target.rules if rule.cache not in ran]
         if missing:
             raise CommandError(
-                f"model {target.label}: Redis failed during the invalidation in cache(s) "
-                f"{', '.join(map(repr, missing))}: it did not run (see the log); run it again"
+                f"model {target.label}: the invalidation in cache(s) "
+                f"{', '.join(map(repr, missing))} did not run (see the log): Redis failed "
+                "during the invalidation or refused it; run it again"
             )
         total = 0
         for report in sent:
