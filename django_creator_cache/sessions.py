@@ -24,6 +24,7 @@ When Redis fails:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -38,6 +39,7 @@ from .ttl import policy
 
 # Tries at a fresh random key before giving up (a clash is ~impossible: 32 chars).
 _CREATE_ATTEMPTS = 100
+logger = logging.getLogger("django_creator_cache.sessions")
 
 
 def _alias() -> str:
@@ -51,9 +53,9 @@ def _manager(alias: str | None = None) -> SessionManager:
 class PendingRevocations:
     """Session keys whose delete did not reach Redis, deleted again until it does.
 
-    Per process (a forked child inherits the list and retries it too). Bounded:
-    past ``limit`` keys the oldest are forgotten (they still fail closed: their
-    logout answered an error).
+    Per process. Bounded: past ``limit`` keys the oldest are forgotten (they
+    still failed closed: their logout answered an error). A key whose alias is no
+    longer a Redis cache of this package is dropped with a warning.
     """
 
     interval = 1.0
@@ -88,9 +90,16 @@ class PendingRevocations:
                 _manager(alias).delete(session_key)
             except CacheUnavailable:
                 return False
+            except Exception as exc:  # the alias changed under us (settings): nothing to retry
+                logger.warning("pending session revocation on %r dropped: %r", alias, exc)
             with self._lock:
                 self._keys.pop((alias, session_key), None)
         return True
+
+    def forget(self) -> None:
+        """Drop every pending key (tests)."""
+        with self._lock:
+            self._keys.clear()
 
     def _run(self) -> None:
         while True:

@@ -7,6 +7,7 @@ the races.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import signal
 import time
@@ -60,6 +61,7 @@ def engine(settings: Any) -> None:
 def no_pending() -> Iterator[None]:
     yield
     pending_revocations.retry()
+    pending_revocations.forget()
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -129,6 +131,31 @@ def test_a_pending_revocation_is_refused_by_this_process_before_redis_is_back(
     # Even if Redis answers before the background retry ran, this process refuses it.
     assert SessionStore(key).load() == {}
     wait_until(lambda: not SessionStore(key).exists(key), 10, "the session to be deleted")
+
+
+@pytest.mark.django_db
+def test_async_logout_while_redis_stalls_fails_too(
+    engine: None, own_redis_server: RedisServer, settings: Any, no_pending: None
+) -> None:
+    settings.CACHES = {"default": single_entry(own_redis_server, **STALL_OPTIONS)}
+    store = SessionStore()
+    store[SESSION_KEY] = "8"
+    store.save()
+    key = str(store.session_key)
+
+    async def log_out() -> None:
+        session = SessionStore(key)
+        assert await session.aget(SESSION_KEY) is None  # the load fails open...
+        with pytest.raises(CacheUnavailable):
+            await session.aflush()  # ...the logout does not
+
+    own_redis_server.kill(signal.SIGSTOP)
+    try:
+        asyncio.run(log_out())
+    finally:
+        own_redis_server.kill(signal.SIGCONT)
+    wait_until(lambda: not SessionStore(key).exists(key), 10, "the session to be deleted")
+    assert asyncio.run(SessionStore(key).aload()) == {}
 
 
 def test_flush_after_a_failed_load_deletes_the_cookies_session(
