@@ -13,6 +13,10 @@ written by a login racing it, which read the old epoch, is refused as well:
 after the call returns, no session written before its epoch move loads. The
 epoch only grows (it is at least Redis' clock in ms), and its key has no TTL,
 so an expired or deleted key cannot bring an old session back.
+
+Loading a user's session reads the session and its user's epoch: one script on
+a single server or Sentinel (the session names its epoch key), two round trips
+on a Cluster, where the two keys live in different slots.
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ redis.call('SET', KEYS[1], string.format('%d', epoch))
 local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
 redis.call('DEL', KEYS[2])
 return ids
+"""
+)
+
+
+_LOAD = LuaScript(
+    """
+-- KEYS[1]: a session hash. Returns its data, user, epoch, epoch key and that key's value.
+-- The epoch key is read from the hash, so not declared: single server and Sentinel only.
+local v = redis.call('HMGET', KEYS[1], 'd', 'u', 'e', 'k')
+local current = false
+if v[4] then current = redis.call('GET', v[4]) end
+return {v[1], v[2], v[3], v[4], current}
 """
 )
 
@@ -99,6 +115,7 @@ class SessionManager(DomainManager):
             extra: dict[str, str | int] = {}
             if user:
                 extra["e"] = self._current_epoch(client, user) if epoch is None else epoch
+                extra["k"] = self.epoch_key(user)
             return store.put(client, session_id, data, user_id, ttl, mode, extra)
 
         return self._write("set", write, False)
@@ -161,12 +178,18 @@ class SessionManager(DomainManager):
     def _load(self, client: Any, session_id: str) -> LoadedSession | None:
         store = self._store
         key = store.entry_key(session_id)
-        raw, user, epoch = client.hmget(key, ["d", "u", "e"])
+        if mode_for(client).name == "cluster":
+            raw, user, epoch = client.hmget(key, ["d", "u", "e"])
+            named = current = None
+        else:
+            raw, user, epoch, named, current = _LOAD(client, [key])
         if raw is None:
             return None
         user = text(user or b"")
         stored_epoch = int(epoch or 0)
-        if user and stored_epoch < self._current_epoch(client, user):
+        if user and named is None:  # a Cluster, or a session stored without its epoch key
+            current = self._current_epoch(client, user)
+        if user and stored_epoch < int(current or 0):
             store.delete(client, session_id)  # logged out everywhere since: gone for good
             return None
         missing = object()
