@@ -17,8 +17,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from . import views
 from .models import MANAGE_PERMISSION, CacheAlias
+from .views import admin as views
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[CacheAlias]

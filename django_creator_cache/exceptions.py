@@ -37,6 +37,20 @@ class CircuitOpen(CacheError):
     """The alias's circuit breaker is open: the call did not touch the network."""
 
 
+class ProducerFailed(CacheError, RuntimeError):
+    """Single flight: another caller's computation of this key just failed.
+
+    Raised instead of running the computation again while that caller's short
+    failure mark lives (``get_or_set(..., failure_ttl=...)``, one second by
+    default); ``error`` is the original exception's class and message.
+    """
+
+    def __init__(self, key: str, error: str) -> None:
+        self.key = key
+        self.error = error
+        super().__init__(f"computing {key!r} failed in another caller moments ago: {error}")
+
+
 class SerializationError(CacheError, TypeError):
     """A value could not be serialised; nothing was written."""
 

@@ -1,16 +1,25 @@
 """Health checks and server facts for one cache alias.
 
-A health check opens a fresh connection to every primary with
-``CACHE_HEALTH_TIMEOUT`` as its only timeout (the pooled connections may be
-stuck behind a slower command timeout), so a load balancer probe answers fast.
+A health check opens a fresh connection to every primary (the pooled ones may
+be stuck behind a slower command timeout), without redis-py retries, and each
+attempt has ``CACHE_HEALTH_TIMEOUT`` in all: connecting, handshake and PING,
+on every node together. ``check`` (the backend's ``health()``: admin page,
+commands) retries ``CACHE_HEALTH_RETRIES`` times.
+
+``public_check`` is what the anonymous endpoint asks: no retries, the alias's
+circuit breaker first (an open circuit is "unhealthy" at once, without the
+network), and its answer kept ``ANSWER_SECONDS`` per process and alias, one
+probe at a time, so no request rate makes it open a connection per request.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from redis.backoff import NoBackoff
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from . import conf
@@ -33,13 +42,24 @@ def _pools(cache: RedisCache) -> list[Any]:
     return [client.connection_pool]
 
 
+# Seconds the anonymous endpoint keeps an alias's answer in a process.
+ANSWER_SECONDS = 1.0
+
+
 def _ping(pool: Any, timeout: float) -> None:
+    """One fresh connection and a PING, ``timeout`` seconds for all of it (no retries)."""
+    deadline = time.monotonic() + timeout
     conn = pool.make_connection()
     conn.socket_timeout = timeout
     conn.socket_connect_timeout = timeout
     conn.retry = Retry(NoBackoff(), 0)
     try:
         conn.connect()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RedisTimeoutError("health check timed out while connecting")
+        if conn._sock is not None:
+            conn._sock.settimeout(left)  # the reply gets only what is left
         conn.send_command("PING")
         reply = conn.read_response()
         if reply not in (b"PONG", "PONG", True):
@@ -48,20 +68,29 @@ def _ping(pool: Any, timeout: float) -> None:
         conn.disconnect()
 
 
-def check(cache: RedisCache) -> dict[str, Any]:
-    """Ping every primary; ``healthy``, ``latency_ms`` (slowest node) and ``error``."""
+def check(cache: RedisCache, *, retries: int | None = None) -> dict[str, Any]:
+    """Ping every primary; ``healthy``, ``latency_ms`` (slowest node) and ``error``.
+
+    Each attempt takes at most about ``CACHE_HEALTH_TIMEOUT`` whatever the number
+    of nodes; ``retries`` (default ``CACHE_HEALTH_RETRIES``) more attempts follow a
+    failure, ``CACHE_HEALTH_INTERVAL`` apart.
+    """
     timeout = float(conf.read("CACHE_HEALTH_TIMEOUT"))
-    retries = int(conf.read("CACHE_HEALTH_RETRIES"))
+    retries = int(conf.read("CACHE_HEALTH_RETRIES")) if retries is None else retries
     interval = float(conf.read("CACHE_HEALTH_INTERVAL"))
     error = "no attempt made"
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(interval)
+        deadline = time.monotonic() + timeout
         try:
             latencies = []
             for pool in _pools(cache):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RedisTimeoutError("health check timed out before every node answered")
                 start = time.perf_counter()
-                _ping(pool, timeout)
+                _ping(pool, left)
                 latencies.append((time.perf_counter() - start) * 1000)
         except (*REDIS_ERRORS, ConnectionError) as exc:  # type: ignore[misc]
             error = f"{type(exc).__name__}: {exc}"
@@ -80,6 +109,58 @@ def check(cache: RedisCache) -> dict[str, Any]:
         "error": error,
         "attempts": retries + 1,
     }
+
+
+_answers: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
+_probing: dict[tuple[Any, ...], threading.Lock] = {}
+_guard = threading.Lock()
+
+
+def _fresh(key: tuple[Any, ...]) -> dict[str, Any] | None:
+    found = _answers.get(key)
+    if found is not None and time.monotonic() - found[0] < ANSWER_SECONDS:
+        return found[1]
+    return None
+
+
+def public_check(cache: RedisCache) -> dict[str, Any]:
+    """The anonymous endpoint's answer for one alias: ``healthy``, ``latency_ms``, ``error``.
+
+    ``error`` is the exception's class name only. Kept ``ANSWER_SECONDS`` in this
+    process; concurrent requests wait for the one probe under way (bounded by
+    ``CACHE_HEALTH_TIMEOUT``) instead of each opening a connection.
+    """
+    options = cache.options
+    key = (cache.alias, options.mode, tuple(options.urls))
+    answer = _fresh(key)
+    if answer is not None:
+        return answer
+    with _guard:
+        lock = _probing.setdefault(key, threading.Lock())
+    with lock:
+        answer = _fresh(key)
+        if answer is None:
+            answer = _probe(cache)
+            _answers[key] = (time.monotonic(), answer)
+    return answer
+
+
+def _probe(cache: RedisCache) -> dict[str, Any]:
+    breaker = cache._breaker
+    # Read-only: ``allow()`` would take the half-open probe the backend's own calls need.
+    if breaker.opened_at and time.monotonic() - breaker.opened_at < breaker.cooldown:
+        return {"healthy": False, "latency_ms": None, "error": "CircuitOpen"}
+    checked = check(cache, retries=0)
+    return {
+        "healthy": bool(checked["healthy"]),
+        "latency_ms": checked["latency_ms"],
+        "error": public_error(checked["error"]),
+    }
+
+
+def forget_answers() -> None:
+    """Drop the kept answers (tests, or after changing ``CACHES`` at run time)."""
+    _answers.clear()
 
 
 def server_facts(cache: RedisCache) -> dict[str, Any]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from .views.health import health
 
 app_name = "django_creator_cache"
 
 urlpatterns = [
-    path("health/cache/", views.health, name="health"),
-    path("health/cache/<str:alias>/", views.health, name="health-alias"),
+    path("health/cache/", health, name="health"),
+    path("health/cache/<str:alias>/", health, name="health-alias"),
 ]

@@ -12,7 +12,7 @@ from django.core.cache import caches
 
 from django_creator_cache import history
 from django_creator_cache.stats import registry
-from django_creator_cache.views import chart
+from django_creator_cache.views.charts import chart
 from tests.conftest import Target, flush, single_entry
 from tests.redis_servers import RedisServer
 from tests.test_admin_page import fresh

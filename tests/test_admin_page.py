@@ -312,7 +312,7 @@ def test_errors_are_scrubbed_of_passwords() -> None:
     from types import SimpleNamespace
 
     from django_creator_cache.backend.options import resolve
-    from django_creator_cache.views import scrub
+    from django_creator_cache.views.admin import scrub
 
     fake: Any = SimpleNamespace(options=resolve("redis://:p%40ss@h:1/0", {"PASSWORD": "opt-pw"}))
     assert scrub("a p@ss b p%40ss c opt-pw d", fake) == "a *** b *** c *** d"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from django_creator_cache.backend.options import redact, resolve
-from django_creator_cache.env import cache_from_env, redis_url_from_env
+from django_creator_cache.env import Secret, cache_from_env, redis_url_from_env
 
 BACKEND = "django_creator_cache.backend.RedisCache"
 
@@ -137,13 +138,62 @@ def test_cache_from_env_url_and_parts() -> None:
             "REDIS_CLUSTER_ENABLED": "yes",
         }
     )
-    assert entry["LOCATION"] == "redis://:p%40ss%2Fword@cache.internal:6380/3"
+    assert entry["LOCATION"] == "redis://cache.internal:6380/3"
+    assert entry["OPTIONS"]["PASSWORD"] == "p@ss/word"
     assert entry["KEY_PREFIX"] == "creators"
     assert entry["OPTIONS"]["MODE"] == "cluster"
     assert entry["BACKEND"] == BACKEND
     assert cache_from_env({"CACHE_KEY_PREFIX": "x"})["KEY_PREFIX"] == "x"
     assert redis_url_from_env({}) is None
     assert cache_from_env({})["LOCATION"] == "redis://127.0.0.1:6379/0"
+
+
+def test_cache_from_env_keeps_the_password_out_of_location() -> None:
+    """Django's debug page and ``diffsettings`` print LOCATION; they hide PASSWORD keys."""
+    from django.views.debug import SafeExceptionReporterFilter
+
+    secret = "p@ss/w0rd:x"
+    for env in (
+        {"REDIS_HOST": "h", "REDIS_PASSWORD": secret},
+        {"REDIS_URL": "redis://:p%40ss%2Fw0rd%3Ax@h:6379/0"},
+        {"REDIS_URL": "rediss://ada:p%40ss%2Fw0rd%3Ax@h:6380/2"},
+        {"REDIS_URL": "redis://h:6379/0", "REDIS_PASSWORD": secret},
+    ):
+        entry = cache_from_env(env)
+        assert entry["OPTIONS"]["PASSWORD"] == secret
+        assert "w0rd" not in entry["LOCATION"] and "w0rd" not in redact(entry["LOCATION"])
+        # What the debug page shows of CACHES: PASSWORD is cleansed, nothing else is.
+        shown = SafeExceptionReporterFilter().cleanse_setting("CACHES", {"default": entry})
+        assert "w0rd" not in repr(shown) and "w0rd" not in str(shown)
+        assert "w0rd" not in repr(entry) and "w0rd" not in str(entry)
+    assert repr(Secret("a")) == repr(Secret("a")) != repr(Secret("b"))
+    assert cache_from_env({"REDIS_URL": "rediss://ada:pw@h:6380/2"})["LOCATION"] == (
+        "rediss://ada@h:6380/2"
+    )
+    assert "PASSWORD" not in cache_from_env({"REDIS_URL": "redis://h:1/0"})["OPTIONS"]
+
+
+def test_cache_from_env_connects_to_a_password_protected_server(settings: Any) -> None:
+    from django.core.cache import caches
+
+    from tests.redis_servers import RedisServer
+
+    secret = "env-s3cret/pw"
+    with RedisServer() as server:
+        with server.client() as admin:
+            admin.config_set("requirepass", secret)
+        env = {"REDIS_HOST": server.host, "REDIS_PORT": str(server.port), "REDIS_PASSWORD": secret}
+        settings.CACHES = {"default": cache_from_env(env)}
+        cache = caches["default"]
+        assert cache.set("k", "v") is True
+        assert cache.get("k") == "v"
+        assert cache.health()["healthy"] is True
+        assert asyncio.run(cache.aget("k")) == "v"  # the native async client too
+        with server.client(password=secret) as admin:
+            assert admin.exists(cache.make_key("k")) == 1
+        # diffsettings prints repr() of each setting: the password is not in it.
+        assert secret not in repr(settings.CACHES) and secret not in str(settings.CACHES)
+        assert secret not in cache.options.safe_location
 
 
 def test_unknown_options_are_flagged_by_name(settings: Any) -> None:

@@ -226,6 +226,23 @@ def test_payouts_round_trip(m: Managers, cache: Any) -> None:
     assert payouts.delete(day) is True and payouts.get(day) is None
 
 
+def test_mark_processed_counts(m: Managers) -> None:
+    payouts = m.payouts
+    day = datetime.date(2024, 2, 1)
+    assert payouts.set(DailyPayout(day, Decimal("5.00"), 1, 3)) is True
+    at = datetime.datetime(2024, 2, 1, 12, 0, tzinfo=datetime.UTC)
+    # 0 is fine: nothing moves, the time is recorded (it used to reach Redis as "-0").
+    assert payouts.mark_processed(day, 0, at=at) == DailyPayout(day, Decimal("5.00"), 1, 3, at)
+    for bad in (-1, -5):
+        with pytest.raises(ValueError, match="0 or more"):
+            payouts.mark_processed(day, bad)
+    for wrong in (1.5, "2", True):
+        with pytest.raises(ValueError, match="int"):
+            payouts.mark_processed(day, wrong)  # type: ignore[arg-type]
+    assert payouts.get(day) == DailyPayout(day, Decimal("5.00"), 1, 3, at)  # untouched
+    assert payouts.mark_processed(day, 3, at=at) == DailyPayout(day, Decimal("5.00"), 4, 0, at)
+
+
 def test_payouts_refuse_inexact_money(m: Managers) -> None:
     with pytest.raises(TypeError, match="float"):
         m.payouts.set(DailyPayout(datetime.date(2024, 1, 1), 0.1))  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import redis.connection
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import UpdateError
@@ -121,3 +122,28 @@ def test_async_session_methods(cache: Any) -> None:
         assert not await store.aexists(key)
 
     asyncio.run(scenario())
+
+
+def test_loading_a_users_session_checks_the_epoch_in_one_round_trip(
+    cache: Any, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One script on a single server and Sentinel; the session and the epoch key live in
+    two slots on a Cluster: two round trips there."""
+    store = SessionStore()
+    store[SESSION_KEY] = "11"
+    store.save()
+    key = store.session_key
+    assert SessionStore(key)[SESSION_KEY] == "11"  # loads the script
+    sends = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(conn: Any, command: Any, check_health: bool = True) -> None:
+        sends[0] += 1
+        original(conn, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    assert SessionStore(key)[SESSION_KEY] == "11"
+    assert sends[0] == (2 if target.mode == "cluster" else 1)
+    monkeypatch.undo()
+    SessionStore.delete_user_sessions(11)
+    assert SessionStore(key).load() == {}  # and the check is real

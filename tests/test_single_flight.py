@@ -16,8 +16,9 @@ import redis.connection
 from django.core.cache import caches
 
 from django_creator_cache.cache_aside import ComputeLock
+from django_creator_cache.cache_aside.single_flight import FAILURE_TTL
 from django_creator_cache.checks import check_single_flight
-from django_creator_cache.exceptions import CacheUnavailable
+from django_creator_cache.exceptions import CacheUnavailable, ProducerFailed
 from tests.conftest import Target, single_entry
 from tests.redis_servers import RedisServer
 
@@ -107,9 +108,9 @@ def test_miss_costs(redis_server: RedisServer, settings: Any) -> None:
     assert plain == {"get": 2, "set": 1}  # Django's: get, add, get
     cache.get_or_set("warm-up", lambda: 1)  # loads the release script
     flight = _commands(target, lambda: cache.get_or_set("b", lambda: 1))
-    # GET (miss), SET NX PX (lock), GET (look again), SET (value), and the release
-    # script: EVALSHA running GET + DEL.
-    assert flight == {"get": 3, "set": 2, "evalsha": 1, "del": 1}
+    # GET (miss), SET NX PX (lock), GET + GET pipelined (look again: the value and a
+    # failure mark), SET (value), and the release script: EVALSHA running GET + DEL.
+    assert flight == {"get": 4, "set": 2, "evalsha": 1, "del": 1}
     assert cache.get("b") == 1 and cache.ttl("b") > 0
 
 
@@ -145,12 +146,46 @@ def test_a_failing_computation_releases_the_lock(target: Target) -> None:
     def broken() -> object:
         raise RuntimeError("database down")
 
+    def never() -> object:
+        raise AssertionError("not run while the failure mark lives")
+
     with pytest.raises(RuntimeError, match="database down"):
         cache.get_or_set("k", broken)
-    assert not cache.get_client().exists(ComputeLock(cache, "k", None).key)
-    started = time.monotonic()
-    assert cache.get_or_set("k", lambda: "ok") == "ok"  # no waiting for a lock
-    assert time.monotonic() - started < 0.5
+    lock = ComputeLock(cache, "k", None)
+    assert not cache.get_client().exists(lock.key)
+    # The short failure mark: the next caller gets the error without running anything.
+    assert 0 < cache.get_client().pttl(lock.mark) <= FAILURE_TTL * 1000
+    with pytest.raises(ProducerFailed, match="RuntimeError: database down") as info:
+        cache.get_or_set("k", never)
+    assert isinstance(info.value, RuntimeError) and info.value.error.startswith("RuntimeError")
+    time.sleep(FAILURE_TTL + 0.05)  # the mark is gone: computing again
+    assert cache.get_or_set("k", lambda: "ok") == "ok"
+    # failure_ttl=0: no mark, the next caller computes at once.
+    with pytest.raises(RuntimeError):
+        cache.get_or_set("k2", broken, failure_ttl=0)
+    assert not cache.get_client().exists(ComputeLock(cache, "k2", None).mark)
+    assert cache.get_or_set("k2", lambda: "ok") == "ok"
+
+
+def test_async_failing_computation_leaves_its_mark(target: Target) -> None:
+    cache = target.cache
+
+    async def broken() -> object:
+        raise RuntimeError("database down")
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="database down"):
+            await cache.aget_or_set("k", broken)
+        with pytest.raises(ProducerFailed, match="RuntimeError: database down"):
+            await cache.aget_or_set("k", broken)
+        await asyncio.sleep(FAILURE_TTL + 0.05)
+
+        async def fine() -> str:
+            return "ok"
+
+        assert await cache.aget_or_set("k", fine) == "ok"
+
+    asyncio.run(scenario())
 
 
 def test_a_waiter_that_waited_long_enough_computes_itself(target: Target) -> None:
@@ -210,6 +245,87 @@ def test_stampede_across_processes_computes_once(target: Target) -> None:
     values = [value for _, value in outcomes]
     assert all(value == values[0] for value in values)
     assert _calls(target.cache) == 1
+
+
+PRODUCER_SECONDS = 1.0
+
+
+def _failing_worker(barrier: Any, results: Any, use_async: bool) -> None:
+    """THREADS callers (threads, or tasks of one event loop) of a producer that fails."""
+
+    def failing() -> object:
+        _record_call(caches["default"])
+        time.sleep(PRODUCER_SECONDS)
+        raise ValueError("upstream down")
+
+    async def afailing() -> object:
+        _record_call(caches["default"])
+        await asyncio.sleep(PRODUCER_SECONDS)
+        raise ValueError("upstream down")
+
+    def outcome(exc: BaseException, started: float) -> tuple[str, str, float]:
+        return (type(exc).__name__, str(exc), time.monotonic() - started)
+
+    if use_async:
+
+        async def one(started: float) -> tuple[str, str, float]:
+            try:
+                await caches["default"].aget_or_set("cold", afailing, 60)
+            except BaseException as exc:
+                return outcome(exc, started)
+            return ("ok", "", time.monotonic() - started)
+
+        async def all_of_them() -> None:
+            await asyncio.sleep(0)
+            started = time.monotonic()
+            for item in await asyncio.gather(*(one(started) for _ in range(THREADS))):
+                results.put(item)
+
+        barrier.wait(timeout=30)
+        asyncio.run(all_of_them())
+        return
+
+    def call() -> None:
+        barrier.wait(timeout=30)
+        started = time.monotonic()
+        try:
+            caches["default"].get_or_set("cold", failing, 60)
+            results.put(("ok", "", time.monotonic() - started))
+        except BaseException as exc:
+            results.put(outcome(exc, started))
+
+    threads = [threading.Thread(target=call) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_waiters_get_a_failing_producers_error_promptly(target: Target, use_async: bool) -> None:
+    """Callers in several processes share one failing run: not one failing run each in turn."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(PROCESSES if use_async else PROCESSES * THREADS)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_failing_worker, args=(barrier, results, use_async))
+        for _ in range(PROCESSES)
+    ]
+    for proc in procs:
+        proc.start()
+    outcomes = _collect(results, PROCESSES * THREADS)
+    for proc in procs:
+        proc.join(30)
+    assert [proc.exitcode for proc in procs] == [0] * PROCESSES
+    assert _calls(target.cache) == 1  # the producer ran once
+    kinds = sorted(kind for kind, _, _ in outcomes)
+    assert kinds == ["ProducerFailed"] * (PROCESSES * THREADS - 1) + ["ValueError"]
+    assert all(
+        "ValueError: upstream down" in text for kind, text, _ in outcomes if kind != "ValueError"
+    )
+    # A bound, not a benchmark: one run plus polling; eight runs in turn would take 8 s.
+    slowest = max(took for _, _, took in outcomes)
+    assert PRODUCER_SECONDS * 0.9 <= slowest < 2 * PRODUCER_SECONDS + 1.0
 
 
 def _slow_holder(lock_timeout: float) -> None:

@@ -72,8 +72,8 @@ def test_health_of_a_stopped_server(
     assert health["healthy"] is False
     assert health["latency_ms"] is None
     assert health["attempts"] == 3
-    # bounded: one connection attempt per try, each with the health timeout
-    assert pings == [0.5, 0.5, 0.5]
+    # bounded: one connection attempt per try, each within the health timeout
+    assert len(pings) == 3 and all(0.4 < p <= 0.5 for p in pings), pings
     assert "Connection" in health["error"]
     assert str(own_redis_server.port) in health["error"]
 

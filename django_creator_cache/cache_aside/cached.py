@@ -216,6 +216,7 @@ def cached(
     jitter: float | None = ...,
     lock_timeout: TTLLike = ...,
     wait_timeout: TTLLike = ...,
+    failure_ttl: TTLLike = ...,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
 
@@ -236,6 +237,7 @@ def cached(
     jitter: float | None = None,
     lock_timeout: TTLLike = None,
     wait_timeout: TTLLike = None,
+    failure_ttl: TTLLike = None,
 ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Cache a function's (or method's, or coroutine function's) result.
 
@@ -248,7 +250,9 @@ def cached(
     joins them, so ``cache.invalidate_tags(tag)`` drops it. Keys live under
     ``prefix``, which is tracked so ``cache.invalidate_prefix(prefix)`` works.
     ``alias``: the ``CACHES`` entry. ``single_flight``, ``early_refresh``,
-    ``jitter``, ``lock_timeout``, ``wait_timeout``: as for ``get_or_set``.
+    ``jitter``, ``lock_timeout``, ``wait_timeout``, ``failure_ttl``: as for
+    ``get_or_set`` (a failed computation makes the callers waiting for it raise
+    ``ProducerFailed`` at once instead of each running it again).
     The wrapper gains ``invalidate(*args, **kwargs)`` and ``key_for(...)``.
     """
     if policy is not None and ttl is not DEFAULT_TIMEOUT:
@@ -270,6 +274,7 @@ def cached(
             "jitter": jitter,
             "lock_timeout": lock_timeout,
             "wait_timeout": wait_timeout,
+            "failure_ttl": failure_ttl,
         },
     }
 

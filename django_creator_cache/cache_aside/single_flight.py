@@ -17,6 +17,14 @@ expires while the others keep reading the current one.
 ``default`` may return an awaitable (a coroutine function), which is awaited.
 The decisions (when to compute, how long to wait, the lock's key and token)
 are the same functions for both.
+
+A computation that raises leaves a short *failure mark* (``failure_ttl``
+seconds, ``FAILURE_TTL`` = one second by default; 0 turns it off) before its
+lock is released. Whoever takes the lock while the mark lives (the waiters,
+within milliseconds) raises ``ProducerFailed`` with the original error's class
+and message instead of running the failing computation again, so N waiters
+cost one failing run, not N in a row. The holder itself gets its own
+exception. Once the mark expires the next caller computes again.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .. import conf
-from ..exceptions import CacheUnavailable
+from ..exceptions import CacheUnavailable, ProducerFailed
 from ..ttl import TTLLike, jittered, parse_ttl
 from .commands import LuaScript, arun, run
 
@@ -45,6 +53,10 @@ _MISSING = object()
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.05
 _BACKOFF = 1.5
+# Seconds a failed computation's mark lives (the waiters see it within a poll or two).
+FAILURE_TTL = 1.0
+# Longest description of the failure kept in the mark.
+_MARK_LENGTH = 300
 _RELEASE = LuaScript(
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
@@ -63,6 +75,7 @@ def get_or_set(
     early_refresh: TTLLike = None,
     jitter: float | None = None,
     tags: Iterable[str] | None = None,
+    failure_ttl: TTLLike = None,
 ) -> Any:
     """The value of ``key``; on a miss, ``default`` (called if callable) stored and returned.
 
@@ -71,7 +84,9 @@ def get_or_set(
     and ``CACHE_LOCK_WAIT``. ``early_refresh``: seconds before expiry when one
     caller recomputes. ``jitter``: add up to this fraction of the timeout, at
     random, so keys written together do not expire together. ``tags``: the
-    stored value joins them (see ``invalidate_tags``).
+    stored value joins them (see ``invalidate_tags``). ``failure_ttl``: how
+    long a failed computation keeps the next callers from running it again
+    (they raise ``ProducerFailed``); default ``FAILURE_TTL``, 0 = off.
     """
     if early_refresh is None:
         value = cache.get(key, _MISSING, version=version)
@@ -87,7 +102,7 @@ def get_or_set(
     ttl = _jittered(cache, timeout, jitter)
     if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
         return _add(cache, key, default(), ttl, version, tags)
-    return _fill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags)
+    return _fill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags, failure_ttl)
 
 
 async def aget_or_set(
@@ -103,6 +118,7 @@ async def aget_or_set(
     early_refresh: TTLLike = None,
     jitter: float | None = None,
     tags: Iterable[str] | None = None,
+    failure_ttl: TTLLike = None,
 ) -> Any:
     """``get_or_set`` on the native async API; a hit is one GET.
 
@@ -122,7 +138,9 @@ async def aget_or_set(
     ttl = _jittered(cache, timeout, jitter)
     if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
         return await _aadd(cache, key, await _computed(default), ttl, version, tags)
-    return await _afill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags)
+    return await _afill(
+        cache, key, default, ttl, version, lock_timeout, wait_timeout, tags, failure_ttl
+    )
 
 
 async def _computed(compute: Callable[[], Any]) -> Any:
@@ -154,6 +172,7 @@ async def _afill(
     lock_timeout: TTLLike,
     wait_timeout: TTLLike,
     tags: Iterable[str] | None,
+    failure_ttl: TTLLike = None,
 ) -> Any:
     """``_fill``, natively async."""
     full = cache.make_key(key, version)
@@ -167,10 +186,17 @@ async def _afill(
         await cache.aadd(key, value, ttl, version, tags=tags)
         return value
     try:
-        value = await _apeek(cache, full)
-        if value is _MISSING:
+        value, failed = await _alook(cache, full, lock.mark)
+        if value is not _MISSING:
+            return value
+        if failed is not None:
+            raise ProducerFailed(str(key), failed)
+        try:
             value = await _computed(compute)
-            await cache.aset(key, value, ttl, version, tags=tags)
+        except Exception as exc:
+            await lock.amark_failed(exc, _failure_seconds(failure_ttl))
+            raise
+        await cache.aset(key, value, ttl, version, tags=tags)
         return value
     finally:
         await lock.arelease()
@@ -230,6 +256,23 @@ async def _aget_with_pttl(cache: RedisCache, client: Any, full: str) -> tuple[by
     return raw, int(pttl)
 
 
+async def _alook(cache: RedisCache, full: str, mark: str) -> tuple[Any, str | None]:
+    """``_look``, natively async."""
+
+    async def both(client: Any) -> list[Any]:
+        pipe = cache._amode(client).pipeline()
+        pipe.execute_command("GET", full)
+        pipe.execute_command("GET", mark)
+        return list(await pipe.execute())
+
+    try:
+        raw, failed = await arun(cache, "get", both)
+    except CacheUnavailable as exc:
+        _raise_if_strict(cache, exc)
+        return _MISSING, None
+    return _looked(cache, full, raw, failed)
+
+
 async def _apeek(cache: RedisCache, full: str) -> Any:
     try:
         raw = await arun(cache, "get", lambda client: client.execute_command("GET", full))
@@ -261,6 +304,7 @@ def _fill(
     lock_timeout: TTLLike,
     wait_timeout: TTLLike,
     tags: Iterable[str] | None,
+    failure_ttl: TTLLike = None,
 ) -> Any:
     """The miss path: compute under the lock, or wait for whoever holds it."""
     full = cache.make_key(key, version)
@@ -275,11 +319,18 @@ def _fill(
         cache.add(key, value, ttl, version, tags=tags)
         return value
     try:
-        # Someone may have stored it between our miss and our lock.
-        value = _peek(cache, full)
-        if value is _MISSING:
+        # Someone may have stored it between our miss and our lock, or just failed to.
+        value, failed = _look(cache, full, lock.mark)
+        if value is not _MISSING:
+            return value
+        if failed is not None:
+            raise ProducerFailed(str(key), failed)
+        try:
             value = compute()
-            cache.set(key, value, ttl, version, tags=tags)
+        except Exception as exc:
+            lock.mark_failed(exc, _failure_seconds(failure_ttl))  # before the release
+            raise
+        cache.set(key, value, ttl, version, tags=tags)
         return value
     finally:
         lock.release()
@@ -364,6 +415,40 @@ def _get_with_pttl(cache: RedisCache, full: str) -> tuple[bytes | None, int]:
     return raw, int(pttl)
 
 
+def _look(cache: RedisCache, full: str, mark: str) -> tuple[Any, str | None]:
+    """The stored value (or ``_MISSING``) and the failure mark (or None), one round trip."""
+
+    def both(_: Any) -> list[Any]:
+        pipe = cache._mode.pipeline()  # on a Cluster the two keys may live on two nodes
+        pipe.execute_command("GET", full)
+        pipe.execute_command("GET", mark)
+        return list(pipe.execute())
+
+    try:
+        raw, failed = run(cache, "get", both)
+    except CacheUnavailable as exc:
+        _raise_if_strict(cache, exc)
+        return _MISSING, None
+    return _looked(cache, full, raw, failed)
+
+
+def _looked(cache: RedisCache, full: str, raw: Any, failed: Any) -> tuple[Any, str | None]:
+    value = _MISSING if raw is None else cache._decode(full, raw, _MISSING)
+    if isinstance(failed, bytes):
+        failed = failed.decode("utf-8", "replace")
+    return value, failed
+
+
+def _describe(exc: BaseException) -> str:
+    """What a failure mark says: the exception's class and message, shortened."""
+    return f"{type(exc).__qualname__}: {exc}"[:_MARK_LENGTH]
+
+
+def _failure_seconds(value: TTLLike) -> float:
+    seconds = FAILURE_TTL if value is None else parse_ttl(value)
+    return max(seconds or 0.0, 0.0)
+
+
 def _peek(cache: RedisCache, full: str) -> Any:
     """The stored value or ``_MISSING``, without counting a hit or a miss (polls)."""
     try:
@@ -381,7 +466,7 @@ class ComputeLock:
     lock of the caller that took over.
     """
 
-    __slots__ = ("_cache", "_ms", "_token", "held", "key")
+    __slots__ = ("_cache", "_ms", "_token", "held", "key", "mark")
 
     def __init__(
         self, cache: RedisCache, key: Any, version: int | None, timeout: TTLLike = None
@@ -389,6 +474,8 @@ class ComputeLock:
         sep = cache.key_separator
         self._cache = cache
         self.key = cache.make_key(f"dcc{sep}lock{sep}{key}", version)
+        # Where a failed computation leaves its short mark (see the module docstring).
+        self.mark = cache.make_key(f"dcc{sep}failed{sep}{key}", version)
         self._ms = max(int(_seconds(timeout, "CACHE_LOCK_TIMEOUT") * 1000), 1)
         self._token = secrets.token_hex(8)
         self.held = False
@@ -402,6 +489,22 @@ class ComputeLock:
             _raise_if_strict(self._cache, exc)
             return None
         return self.held
+
+    def mark_failed(self, exc: BaseException, seconds: float) -> None:
+        """Leave the failure mark for ``seconds`` (call before ``release``); best effort."""
+        if seconds <= 0 or not self.held:
+            return
+        args = ("SET", self.mark, _describe(exc), "PX", max(int(seconds * 1000), 1))
+        with contextlib.suppress(CacheUnavailable):  # the waiters will then compute
+            run(self._cache, "failed", lambda c: c.execute_command(*args))
+
+    async def amark_failed(self, exc: BaseException, seconds: float) -> None:
+        """``mark_failed`` on the native async client."""
+        if seconds <= 0 or not self.held:
+            return
+        args = ("SET", self.mark, _describe(exc), "PX", max(int(seconds * 1000), 1))
+        with contextlib.suppress(CacheUnavailable):
+            await arun(self._cache, "failed", lambda c: c.execute_command(*args))
 
     def release(self) -> None:
         if not self.held:

@@ -32,7 +32,7 @@ _MARK_PROCESSED = LuaScript(
 -- KEYS[1]: the day's hash. ARGV[1]: how many, ARGV[2]: when. Nil if there is no summary.
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HINCRBY', KEYS[1], 'processed_count', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'pending_count', -tonumber(ARGV[1]))
+redis.call('HINCRBY', KEYS[1], 'pending_count', 0 - tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], 'processed_at', ARGV[2])
 return redis.call('HMGET', KEYS[1], 'total_amount', 'processed_count', 'pending_count',
   'processed_at')
@@ -97,9 +97,17 @@ class PayoutManager(DomainManager):
     def mark_processed(
         self, day: datetime.date, count: int = 1, *, at: datetime.datetime | None = None
     ) -> DailyPayout | None:
-        """Move ``count`` payouts from pending to processed; None if the day has no summary."""
+        """Move ``count`` payouts from pending to processed; None if the day has no summary.
+
+        ``count`` 0 only records ``at``; a negative or non-integer count is a ``ValueError``
+        (a counter of money must never move backwards by mistake).
+        """
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise ValueError(f"mark_processed: count must be an int, got {count!r}")
+        if count < 0:
+            raise ValueError(f"mark_processed: count must be 0 or more, got {count}")
         key = self._hash(day)
-        args = [int(count), moment(at or timezone.now())]
+        args = [count, moment(at or timezone.now())]
 
         def mark(client: Any) -> DailyPayout | None:
             values = _MARK_PROCESSED(client, [key], args)

@@ -148,13 +148,14 @@ class SlotGroup:
 
 _INDEXED_PUT = LuaScript(
     """
--- KEYS[1]: entry hash. ARGV: data, user ('' = none), TTL ms (0: none), mode (nx, xx or '').
--- Returns the previous user ('' if none), or nil if the mode forbade the write.
+-- KEYS[1]: entry hash. ARGV: data, user ('' = none), TTL ms (0: none), mode (nx, xx or ''),
+-- then more field, value pairs. Returns the previous user ('' if none), or nil if the mode
+-- forbade the write.
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if (ARGV[4] == 'nx' and exists) or (ARGV[4] == 'xx' and not exists) then return false end
 local previous = redis.call('HGET', KEYS[1], 'u') or ''
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', ARGV[2])
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', ARGV[2], unpack(ARGV, 5))
 if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return previous
 """
@@ -205,14 +206,17 @@ class UserIndexedStore:
         user_id: Any,
         ttl: TTLLike | object = DEFAULT_TIMEOUT,
         mode: str = "",
+        extra: Mapping[str, str | int] | None = None,
     ) -> bool:
         """Store ``data`` for ``entry_id`` (``mode`` ``nx``: only if new, ``xx``: only if
-        it exists) and keep ``user_id``'s index (and a previous user's) up to date."""
+        it exists) and keep ``user_id``'s index (and a previous user's) up to date.
+        ``extra``: more fields of the entry's hash (e.g. a session's epoch)."""
         ttl_ms = self._manager.ttl_ms(ttl)
         user = "" if user_id is None else str(user_id)
         encoded = self._manager._encode(data)
         key = self.entry_key(entry_id)
-        previous = _INDEXED_PUT(client, [key], [encoded, user, ttl_ms, mode])
+        more = [item for pair in (extra or {}).items() for item in pair]
+        previous = _INDEXED_PUT(client, [key], [encoded, user, ttl_ms, mode, *more])
         if previous is None:
             return False
         previous = text(previous)

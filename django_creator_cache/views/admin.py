@@ -1,26 +1,20 @@
-"""The health view for load balancers, and the admin stats page with its actions.
-
-``health``: JSON per alias (healthy, latency, the error's class name), 200 when
-every alias answers and 503 when one does not. No authentication and nothing
-an anonymous caller should not see: no locations, no error details.
+"""The admin stats page and its actions (staff only).
 
 ``stats_page`` and ``action``: wired into the admin by ``admin.CacheAliasAdmin``
 (``admin_site.admin_view`` makes them staff-only); both also require the
 ``django_creator_cache.manage_cache`` permission. An action is a GET that shows
-a confirmation page and a POST (CSRF-protected) that runs it.
+a confirmation page and a POST (CSRF-protected) that runs it. The chart's
+geometry is in ``charts``, the actions and their forms in ``actions``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import (
@@ -29,52 +23,28 @@ from django.http import (
     HttpResponse,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
-    JsonResponse,
 )
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
-from . import conf, history
-from .health import our_caches, public_error, report
-from .models import MANAGE_PERMISSION, CacheAlias
-from .stats import prefix_counts
+from .. import conf, history
+from ..health import our_caches, report
+from ..models import MANAGE_PERMISSION, CacheAlias
+from ..stats import prefix_counts
+from .actions import ACTIONS, Action, ClearForm, clear_refusal
+from .charts import Chart, chart
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
 
-    from .backend.cache import RedisCache
+    from ..backend.cache import RedisCache
 
 admin_logger = logging.getLogger("django_creator_cache.admin")
 
 PREFIXES_SHOWN = 20
 DASH = "\N{EN DASH}"
 MODE_NAMES = {"single": "Single server", "sentinel": "Sentinel", "cluster": "Cluster"}
-
-
-# -- health view (load balancers) ---------------------------------------------------------
-
-
-@never_cache
-@require_GET
-def health(request: HttpRequest, alias: str | None = None) -> JsonResponse:
-    """``{"healthy": bool, "caches": {alias: {healthy, latency_ms, error}}}``; 200 or 503."""
-    try:
-        found = our_caches([alias] if alias is not None else None)
-    except KeyError:
-        raise Http404("no such cache") from None
-    results: dict[str, dict[str, Any]] = {}
-    for name, cache in found:
-        checked = cache.health()
-        results[name] = {
-            "healthy": bool(checked["healthy"]),
-            "latency_ms": checked["latency_ms"],
-            "error": public_error(checked["error"]),
-        }
-    healthy = all(result["healthy"] for result in results.values())
-    return JsonResponse({"healthy": healthy, "caches": results}, status=200 if healthy else 503)
 
 
 # -- the stats page -------------------------------------------------------------------------
@@ -87,34 +57,6 @@ class Row:
     label: str
     value: str
     state: str = ""
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    title: str
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Geometry of the last hour's SVG chart, computed here so the template only draws."""
-
-    width: int
-    height: int
-    left: float
-    right: float
-    top: float
-    bottom: float
-    bars: list[Bar]
-    lines: list[str]
-    dots: list[tuple[float, float, str]]
-    rate_ticks: list[tuple[float, str]]
-    ops_ticks: list[tuple[float, str]]
-    time_ticks: list[tuple[float, str]]
-    samples: int
 
 
 @dataclass
@@ -277,82 +219,6 @@ def _alias_view(alias: str, cache: RedisCache, scan_limit: int) -> AliasView:
     return view
 
 
-def _nice_ceiling(value: float) -> float:
-    """1, 2 or 5 times a power of ten, at least ``value`` (the chart's top)."""
-    if value <= 1:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return float(step * power)
-    return float(10 * power)  # pragma: no cover - the loop always returns
-
-
-def _short(value: float) -> str:
-    if value >= 1_000_000:
-        return f"{value / 1_000_000:g}M"
-    if value >= 1000:
-        return f"{value / 1000:g}k"
-    return f"{value:g}"
-
-
-def chart(points: list[history.Point], now: float, window: float = history.WINDOW) -> Chart | None:
-    """Bars of operations per minute and a line of the hit rate, over the last ``window``."""
-    if not points:
-        return None
-    width, height = 720, 220
-    left, right, top, bottom = 52.0, width - 64.0, 12.0, height - 30.0
-    start = now - window
-
-    def x(t: float) -> float:
-        return left + min(max((t - start) / window, 0.0), 1.0) * (right - left)
-
-    top_ops = _nice_ceiling(max(p.ops_per_minute for p in points))
-    plot = bottom - top
-    bars, lines, dots = [], [], []
-    segment: list[str] = []
-    for p in points:
-        x0, x1 = x(p.start), x(p.end)
-        bar_height = p.ops_per_minute / top_ops * plot
-        rate = "no reads" if p.hit_rate is None else f"hit rate {p.hit_rate * 100:.1f} %"
-        title = (
-            f"{time.strftime('%H:%M', time.localtime(p.end))}: "
-            f"{p.ops_per_minute:,.0f} operations/min, {rate}"
-        )
-        bars.append(
-            Bar(round(x0 + 0.5, 1), round(bottom - bar_height, 1), round(max(x1 - x0 - 1, 1.5), 1),
-                round(bar_height, 1), title)
-        )  # fmt: skip
-        if p.hit_rate is None:
-            if segment:
-                lines.append(" ".join(segment))
-            segment = []
-            continue
-        cx, cy = round((x0 + x1) / 2, 1), round(bottom - p.hit_rate * plot, 1)
-        segment.append(f"{cx},{cy}")
-        dots.append((cx, cy, title))
-    if segment:
-        lines.append(" ".join(segment))
-    return Chart(
-        width=width,
-        height=height,
-        left=left,
-        right=right,
-        top=top,
-        bottom=bottom,
-        bars=bars,
-        lines=lines,
-        dots=dots,
-        rate_ticks=[(round(bottom - f * plot, 1), f"{f * 100:.0f} %") for f in (0, 0.5, 1)],
-        ops_ticks=[(round(bottom - f * plot, 1), _short(top_ops * f)) for f in (0, 0.5, 1)],
-        time_ticks=[
-            (round(x(start + window * f), 1), label)
-            for f, label in ((0, "60 min ago"), (0.5, "30 min ago"), (1, "now"))
-        ],
-        samples=len(points) + 1,
-    )
-
-
 def _admin_context(
     request: HttpRequest, model_admin: ModelAdmin[Any], title: str
 ) -> dict[str, Any]:
@@ -396,79 +262,6 @@ def stats_page(request: HttpRequest, model_admin: ModelAdmin[Any]) -> HttpRespon
         prefixes_shown=PREFIXES_SHOWN,
     )
     return TemplateResponse(request, "django_creator_cache/admin/stats.html", context)
-
-
-# -- actions --------------------------------------------------------------------------------
-
-
-class PrefixForm(forms.Form):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Added here: a class attribute "prefix" would shadow the form's own ``prefix``.
-        self.fields["prefix"] = forms.CharField(
-            max_length=200, help_text="e.g. campaigns or campaigns:42"
-        )
-
-
-class TagForm(forms.Form):
-    tag = forms.CharField(max_length=200, help_text="e.g. campaign:42")
-
-
-class ClearForm(forms.Form):
-    pass
-
-
-@dataclass(frozen=True)
-class Action:
-    """One of the page's actions: its form, its words and what it does."""
-
-    slug: str
-    title: str
-    form_class: type[forms.Form]
-    run: Callable[[RedisCache, str, dict[str, Any]], str]
-    """Does it; returns the success message (raises ``ValueError`` to refuse)."""
-
-
-def _invalidate_prefix(cache: RedisCache, alias: str, data: dict[str, Any]) -> str:
-    count = cache.invalidate_prefix(data["prefix"])
-    return f"Invalidated prefix {data['prefix']!r} on cache {alias!r}: {count} entries deleted."
-
-
-def _invalidate_tag(cache: RedisCache, alias: str, data: dict[str, Any]) -> str:
-    count = cache.invalidate_tags(data["tag"])
-    return f"Invalidated tag {data['tag']!r} on cache {alias!r}: {count} entries deleted."
-
-
-def _clear(cache: RedisCache, alias: str, data: dict[str, Any]) -> str:
-    refusal = clear_refusal(cache, alias)
-    if refusal:
-        raise ValueError(refusal)
-    if not cache.clear():
-        raise ValueError(f"Cache {alias!r} did not answer: nothing was cleared.")
-    head = f"{cache.key_prefix}{cache.key_separator}"
-    return f"Cleared cache {alias!r}: every key under {head!r} was deleted."
-
-
-ACTIONS = {
-    action.slug: action
-    for action in (
-        Action("invalidate-prefix", "Invalidate a prefix", PrefixForm, _invalidate_prefix),
-        Action("invalidate-tag", "Invalidate a tag", TagForm, _invalidate_tag),
-        Action("clear", "Clear this alias's keys", ClearForm, _clear),
-    )
-}
-
-
-def clear_refusal(cache: RedisCache, alias: str) -> str | None:
-    """Why "clear" is refused on ``cache``'s alias, or None when it is allowed."""
-    if cache.key_prefix:
-        return None
-    return (
-        f"Cache {alias!r} has no KEY_PREFIX, so clearing it would empty the whole "
-        "Redis database (FLUSHDB), including data of anything else that shares the server. "
-        "Set a KEY_PREFIX for this alias to be able to clear only its keys, or invalidate "
-        "by prefix or tag instead."
-    )
 
 
 def action(
