@@ -14,6 +14,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from functools import cached_property
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
@@ -37,6 +38,8 @@ from .structures import StructuresMixin
 logger = logging.getLogger("django_creator_cache")
 
 _MISSING = object()
+# The module that implements get_or_set (single flight), a layer above the backend.
+SINGLE_FLIGHT = "django_creator_cache.cache_aside.single_flight"
 # Undeclared prefixes already warned about in this process.
 _warned_roots: set[str] = set()
 
@@ -188,6 +191,12 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
     def _internal_head(self) -> str:
         sep = self.key_separator
         return f"{self.key_prefix}{sep}dcc{sep}" if self.key_prefix else f"dcc{sep}"
+
+    def internal_name(self, *parts: Any) -> str:
+        """A key name (before ``make_key``) in the package's own namespace, for keys that
+        must share the user key's version and hash tag: ``dcc:lock:<key>``."""
+        sep = self.key_separator
+        return f"dcc{sep}" + sep.join(str(p) for p in parts)
 
     def internal_key(self, *parts: str) -> str:
         """The Redis key of the package's own bookkeeping (``<KEY_PREFIX>:dcc:<parts>``):
@@ -519,7 +528,7 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
         ``flight``: ``single_flight``, ``lock_timeout``, ``wait_timeout``,
         ``early_refresh``, ``jitter`` (see ``cache_aside.single_flight``).
         """
-        return self._flight("get_or_set")(self, key, default, timeout, version, **flight)
+        return self._flight.get_or_set(self, key, default, timeout, version, **flight)
 
     async def aget_or_set(
         self,
@@ -530,12 +539,12 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
         **flight: Any,
     ) -> Any:
         """``get_or_set`` natively async; ``default`` may return an awaitable."""
-        return await self._flight("aget_or_set")(self, key, default, timeout, version, **flight)
+        return await self._flight.aget_or_set(self, key, default, timeout, version, **flight)
 
-    def _flight(self, name: str) -> Any:
-        # Single flight is a feature above the backend, plugged in by dotted path.
-        path = self._raw_options.get("GET_OR_SET", "django_creator_cache.cache_aside.single_flight")
-        return import_string(f"{path}.{name}")
+    @cached_property
+    def _flight(self) -> Any:
+        # Single flight is a feature above the backend: found by name, not imported here.
+        return import_module(SINGLE_FLIGHT)
 
     def close(self, **kwargs: Any) -> None:
         """Connections are pooled per process and outlive requests."""

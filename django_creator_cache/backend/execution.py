@@ -19,6 +19,8 @@ circuit's probe, so nothing can leave the breaker half-open.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -53,6 +55,15 @@ class Unavailable(Exception):
         super().__init__(str(cause))
         self.cause = cause
         self.answered = answered
+
+
+class Thrown:
+    """What a failed request hands back to its operation: ``exc`` is thrown in there."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 class Request:
@@ -124,6 +135,47 @@ class Pipe(Request):
         return await self._queued(client).execute()
 
 
+class Local(Request):
+    """A step that is not a Redis call (sleeping, computing a value): the runners run it
+    the sync or the async way, outside the failure policy; what it raises is thrown
+    into the operation, which may clean up (release a lock) before it propagates."""
+
+    __slots__ = ()
+
+
+class Sleep(Local):
+    """Wait ``seconds``: ``time.sleep`` on the sync side, ``asyncio.sleep`` on the async one."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def send(self, client: Any) -> Any:
+        time.sleep(self.seconds)
+
+    async def asend(self, client: Any) -> Any:
+        await asyncio.sleep(self.seconds)
+
+
+class Compute(Local):
+    """Call ``produce()``; on the async side its result is awaited if it is awaitable."""
+
+    __slots__ = ("produce",)
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        super().__init__()
+        self.produce = produce
+
+    def send(self, client: Any) -> Any:
+        return self.produce()
+
+    async def asend(self, client: Any) -> Any:
+        value = self.produce()
+        return await value if inspect.isawaitable(value) else value
+
+
 def pipeline(client: Any) -> Any:
     """A non-transactional pipeline of ``client``, whatever its topology (sync or async):
     one round trip per node. A Cluster pipeline is never transactional; a single
@@ -179,6 +231,20 @@ class Do(Request):
         return await self.action(client)
 
 
+def _local(step: Callable[[Any], Any], client: Any) -> Any:
+    try:
+        return step(client)
+    except Exception as exc:  # the operation's to handle (BaseException still propagates)
+        return Thrown(exc)
+
+
+async def _alocal(step: Callable[[Any], Any]) -> Any:
+    try:
+        return await step(None)
+    except Exception as exc:
+        return Thrown(exc)
+
+
 class Executor:
     """Runs operations for one backend instance under its alias's failure policy."""
 
@@ -223,8 +289,8 @@ class Executor:
         """Hand ``reply`` (or a failure) to the operation: (True, its result) or (False, its
         next request). A failure the operation does not handle is ``CacheUnavailable``."""
         try:
-            if isinstance(reply, Unavailable):
-                return False, steps.throw(reply)
+            if type(reply) is Thrown:
+                return False, steps.throw(reply.exc)
             return False, steps.send(reply)
         except StopIteration as done:
             return True, done.value
@@ -232,34 +298,36 @@ class Executor:
             raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
 
     def _send(self, request: Any, operation: str, client: Any) -> Any:
-        refused = self._admit(operation)
-        if refused is not None:
-            return refused
         try:
             if type(request) is tuple:
-                reply = (client or self._client()).execute_command(*request)
+                refused = self._admit(operation)
+                reply = refused or (client or self._client()).execute_command(*request)
+            elif isinstance(request, Local):
+                return _local(request.send, None)
             else:
-                reply = request.send(request.client or client or self._client())
+                refused = self._admit(operation)
+                reply = refused or request.send(request.client or client or self._client())
         except BaseException as exc:
             return self._failed(exc, operation, request)
         return self._answered(reply)
 
     async def _asend(self, request: Any, operation: str, client: Any) -> Any:
-        refused = self._admit(operation)
-        if refused is not None:
-            return refused
         try:
             if type(request) is tuple:
-                reply = await (client or self._aclient()).execute_command(*request)
+                refused = self._admit(operation)
+                reply = refused or await (client or self._aclient()).execute_command(*request)
+            elif isinstance(request, Local):
+                return await _alocal(request.asend)
             else:
-                reply = await request.asend(request.client or client or self._aclient())
+                refused = self._admit(operation)
+                reply = refused or await request.asend(request.client or client or self._aclient())
         except BaseException as exc:
             return self._failed(exc, operation, request)
         return self._answered(reply)
 
     # -- the policy ------------------------------------------------------------------------
 
-    def _admit(self, operation: str) -> Unavailable | None:
+    def _admit(self, operation: str) -> Thrown | None:
         """None if the request may go out; while the circuit is open, the failure instead."""
         breaker = self.runtime.breaker
         if not breaker.opened_at or breaker.allow():
@@ -268,10 +336,10 @@ class Executor:
         cause = CircuitOpen("circuit open")
         if self.strict:
             raise CacheUnavailable(self.alias, operation, cause)
-        return Unavailable(cause)
+        return Thrown(Unavailable(cause))
 
     def _answered(self, reply: Any) -> Any:
-        if self.runtime.breaker.failures:
+        if self.runtime.breaker.failures and type(reply) is not Thrown:
             self.runtime.recovered()
         return reply
 
@@ -287,9 +355,9 @@ class Executor:
             and getattr(request, "errors", False)
         ):
             self._answered(None)
-            return Unavailable(exc, answered=True)
+            return Thrown(Unavailable(exc, answered=True))
         self.fail(operation, exc)
-        return Unavailable(exc)
+        return Thrown(Unavailable(exc))
 
     def fail(self, operation: str, exc: BaseException) -> None:
         """Count and log a Redis failure; raise ``CacheUnavailable`` only in strict mode.

@@ -12,11 +12,10 @@ A hit costs exactly what ``get`` costs: one GET, no lock command. With
 (GET + PTTL, pipelined), and one caller recomputes the value shortly before it
 expires while the others keep reading the current one.
 
-``aget_or_set`` is the same algorithm on the backend's native async methods
-(redis.asyncio, no thread): waiters ``asyncio.sleep`` between polls, and
+The algorithm is written once, as steps (``backend.execution``): ``get_or_set``
+runs them on the sync client, ``aget_or_set`` on the native async one
+(redis.asyncio, no thread), where waiters ``asyncio.sleep`` between polls and
 ``default`` may return an awaitable (a coroutine function), which is awaited.
-The decisions (when to compute, how long to wait, the lock's key and token)
-are the same functions for both.
 
 A computation that raises leaves a short *failure mark* (``failure_ttl``
 seconds, ``FAILURE_TTL`` = one second by default; 0 turns it off) before its
@@ -29,9 +28,7 @@ exception. Once the mark expires the next caller computes again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import random
 import secrets
 import time
@@ -41,9 +38,11 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .. import conf
-from ..exceptions import CacheUnavailable, ProducerFailed
+from ..backend.execution import Compute, Pipe, Script, Sleep, Steps, Unavailable
+from ..backend.ops import reads, writes
+from ..backend.scripts import LuaScript
+from ..exceptions import CorruptValue, ProducerFailed
 from ..ttl import TTLLike, jittered, parse_ttl
-from .commands import LuaScript, arun, run
 
 if TYPE_CHECKING:
     from ..backend.cache import RedisCache
@@ -62,7 +61,29 @@ _RELEASE = LuaScript(
 )
 
 
-def get_or_set(
+def get_or_set(cache: RedisCache, key: Any, default: Any, *args: Any, **options: Any) -> Any:
+    """The value of ``key``; on a miss, ``default`` (called if callable) stored and returned.
+
+    ``timeout``, ``version`` as Django's. ``single_flight`` (default
+    ``CACHE_SINGLE_FLIGHT``): compute once across processes;
+    ``lock_timeout``/``wait_timeout`` override ``CACHE_LOCK_TIMEOUT`` and
+    ``CACHE_LOCK_WAIT``. ``early_refresh``: seconds before expiry when one caller
+    recomputes. ``jitter``: add up to this fraction of the timeout, at random, so
+    keys written together do not expire together. ``tags``: the stored value joins
+    them (see ``invalidate_tags``). ``failure_ttl``: how long a failed computation
+    keeps the next callers from running it again (they raise ``ProducerFailed``);
+    default ``FAILURE_TTL``, 0 = off.
+    """
+    return cache.run(flight(cache, key, default, *args, **options), "get_or_set")
+
+
+async def aget_or_set(cache: RedisCache, key: Any, default: Any, *args: Any, **options: Any) -> Any:
+    """``get_or_set`` on the native async client; a hit is one GET. ``default`` is called
+    in the event loop (as Django's ``aget_or_set`` does); an awaitable it returns is awaited."""
+    return await cache.arun(flight(cache, key, default, *args, **options), "get_or_set")
+
+
+def flight(
     cache: RedisCache,
     key: Any,
     default: Any,
@@ -76,210 +97,69 @@ def get_or_set(
     jitter: float | None = None,
     tags: Iterable[str] | None = None,
     failure_ttl: TTLLike = None,
-) -> Any:
-    """The value of ``key``; on a miss, ``default`` (called if callable) stored and returned.
-
-    ``single_flight`` (default ``CACHE_SINGLE_FLIGHT``): compute once across
-    processes; ``lock_timeout``/``wait_timeout`` override ``CACHE_LOCK_TIMEOUT``
-    and ``CACHE_LOCK_WAIT``. ``early_refresh``: seconds before expiry when one
-    caller recomputes. ``jitter``: add up to this fraction of the timeout, at
-    random, so keys written together do not expire together. ``tags``: the
-    stored value joins them (see ``invalidate_tags``). ``failure_ttl``: how
-    long a failed computation keeps the next callers from running it again
-    (they raise ``ProducerFailed``); default ``FAILURE_TTL``, 0 = off.
-    """
+) -> Steps[Any]:
+    """The steps of ``get_or_set``."""
     if early_refresh is None:
-        value = cache.get(key, _MISSING, version=version)
+        value = yield from reads.get(cache, key, _MISSING, version)
     else:
-        value = _early(
+        value = yield from _early(
             cache, key, default, timeout, version, early_refresh, jitter, lock_timeout, tags
         )
     if value is not _MISSING:
         return value
     if not callable(default):
         # Nothing to compute: Django's behaviour.
-        return _add(cache, key, default, timeout, version, tags)
+        return (yield from _add(cache, key, default, timeout, version, tags))
     ttl = _jittered(cache, timeout, jitter)
     if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
-        return _add(cache, key, default(), ttl, version, tags)
-    return _fill(cache, key, default, ttl, version, lock_timeout, wait_timeout, tags, failure_ttl)
-
-
-async def aget_or_set(
-    cache: RedisCache,
-    key: Any,
-    default: Any,
-    timeout: Any = DEFAULT_TIMEOUT,
-    version: int | None = None,
-    *,
-    single_flight: bool | None = None,
-    lock_timeout: TTLLike = None,
-    wait_timeout: TTLLike = None,
-    early_refresh: TTLLike = None,
-    jitter: float | None = None,
-    tags: Iterable[str] | None = None,
-    failure_ttl: TTLLike = None,
-) -> Any:
-    """``get_or_set`` on the native async API; a hit is one GET.
-
-    ``default`` is called in the event loop (as Django's ``aget_or_set`` does);
-    if it returns an awaitable, that is awaited.
-    """
-    if early_refresh is None:
-        value = await cache.aget(key, _MISSING, version=version)
-    else:
-        value = await _aearly(
-            cache, key, default, timeout, version, early_refresh, jitter, lock_timeout, tags
-        )
-    if value is not _MISSING:
+        value = yield Compute(default)
+        return (yield from _add(cache, key, value, ttl, version, tags))
+    lock = ComputeLock(cache, key, version, lock_timeout)
+    full = cache.make_key(key, version)
+    if (yield from lock.acquire_steps()) is False:
+        value = yield from _wait(cache, full, lock, _seconds(wait_timeout, "CACHE_LOCK_WAIT"))
+        if value is not _MISSING:
+            return value
+    if not lock.held:
+        # Redis is unavailable, or we waited long enough: compute without the lock.
+        value = yield Compute(default)
+        yield from writes.add(cache, key, value, ttl, version, tags=tags)
         return value
-    if not callable(default):
-        return await _aadd(cache, key, default, timeout, version, tags)
-    ttl = _jittered(cache, timeout, jitter)
-    if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
-        return await _aadd(cache, key, await _computed(default), ttl, version, tags)
-    return await _afill(
-        cache, key, default, ttl, version, lock_timeout, wait_timeout, tags, failure_ttl
-    )
-
-
-async def _computed(compute: Callable[[], Any]) -> Any:
-    """``compute()``, awaited if it returns an awaitable (a coroutine function)."""
-    value = compute()
-    if inspect.isawaitable(value):
-        value = await value
+    try:
+        value = yield from _fill_locked(cache, key, default, ttl, version, lock, tags, failure_ttl)
+    except GeneratorExit:
+        raise  # cancelled mid-call: the lock expires on its own
+    except BaseException:
+        yield from lock.release_steps()
+        raise
+    yield from lock.release_steps()
     return value
 
 
-async def _aadd(
-    cache: RedisCache,
-    key: Any,
-    value: Any,
-    timeout: Any,
-    version: int | None,
-    tags: Iterable[str] | None,
-) -> Any:
-    await cache.aadd(key, value, timeout, version, tags=tags)
-    return await cache.aget(key, value, version=version)
-
-
-async def _afill(
+def _fill_locked(
     cache: RedisCache,
     key: Any,
     compute: Callable[[], Any],
     ttl: Any,
     version: int | None,
-    lock_timeout: TTLLike,
-    wait_timeout: TTLLike,
+    lock: ComputeLock,
     tags: Iterable[str] | None,
-    failure_ttl: TTLLike = None,
-) -> Any:
-    """``_fill``, natively async."""
+    failure_ttl: TTLLike,
+) -> Steps[Any]:
+    """Under the lock: maybe someone stored it (or just failed to) meanwhile; else compute."""
     full = cache.make_key(key, version)
-    lock = ComputeLock(cache, key, version, lock_timeout)
-    if await lock.aacquire() is False:
-        value = await _await(cache, full, lock, _seconds(wait_timeout, "CACHE_LOCK_WAIT"))
-        if value is not _MISSING:
-            return value
-    if not lock.held:
-        value = await _computed(compute)
-        await cache.aadd(key, value, ttl, version, tags=tags)
+    value, failed = yield from _look(cache, full, lock.mark)
+    if value is not _MISSING:
         return value
+    if failed is not None:
+        raise ProducerFailed(str(key), failed)
     try:
-        value, failed = await _alook(cache, full, lock.mark)
-        if value is not _MISSING:
-            return value
-        if failed is not None:
-            raise ProducerFailed(str(key), failed)
-        try:
-            value = await _computed(compute)
-        except Exception as exc:
-            await lock.amark_failed(exc, _failure_seconds(failure_ttl))
-            raise
-        await cache.aset(key, value, ttl, version, tags=tags)
-        return value
-    finally:
-        await lock.arelease()
-
-
-async def _await(cache: RedisCache, full: str, lock: ComputeLock, wait: float) -> Any:
-    """``_wait``, sleeping with ``asyncio.sleep``."""
-    deadline = time.monotonic() + wait
-    delay = _FIRST_POLL
-    while (left := deadline - time.monotonic()) > 0:
-        await asyncio.sleep(_pause(delay, left))
-        delay = _next_delay(delay)
-        value = await _apeek(cache, full)
-        if value is not _MISSING:
-            return value
-        if await lock.aacquire() is not False:
-            return _MISSING
-    return _MISSING
-
-
-async def _aearly(
-    cache: RedisCache,
-    key: Any,
-    default: Any,
-    timeout: Any,
-    version: int | None,
-    early_refresh: TTLLike,
-    jitter: float | None,
-    lock_timeout: TTLLike,
-    tags: Iterable[str] | None,
-) -> Any:
-    """``_early``, natively async."""
-    full = cache.make_key(key, version)
-    try:
-        raw, pttl = await arun(cache, "get", lambda client: _aget_with_pttl(cache, client, full))
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
-        return _MISSING
-    value = _early_read(cache, full, raw)
-    if value is _MISSING or not callable(default) or not _due(pttl, early_refresh):
-        return value
-    lock = ComputeLock(cache, key, version, lock_timeout)
-    if await lock.aacquire():
-        try:
-            value = await _computed(default)
-            await cache.aset(key, value, _jittered(cache, timeout, jitter), version, tags=tags)
-        finally:
-            await lock.arelease()
+        value = yield Compute(compute)
+    except Exception as exc:
+        yield from lock.mark_failed_steps(exc, _failure_seconds(failure_ttl))  # before release
+        raise
+    yield from writes.set_(cache, key, value, ttl, version, tags=tags)
     return value
-
-
-async def _aget_with_pttl(cache: RedisCache, client: Any, full: str) -> tuple[bytes | None, int]:
-    pipe = cache._amode(client).pipeline()
-    pipe.execute_command("GET", full)
-    pipe.execute_command("PTTL", full)
-    raw, pttl = await pipe.execute()
-    return raw, int(pttl)
-
-
-async def _alook(cache: RedisCache, full: str, mark: str) -> tuple[Any, str | None]:
-    """``_look``, natively async."""
-
-    async def both(client: Any) -> list[Any]:
-        pipe = cache._amode(client).pipeline()
-        pipe.execute_command("GET", full)
-        pipe.execute_command("GET", mark)
-        return list(await pipe.execute())
-
-    try:
-        raw, failed = await arun(cache, "get", both)
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
-        return _MISSING, None
-    return _looked(cache, full, raw, failed)
-
-
-async def _apeek(cache: RedisCache, full: str) -> Any:
-    try:
-        raw = await arun(cache, "get", lambda client: client.execute_command("GET", full))
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
-        return _MISSING
-    return _MISSING if raw is None else cache._decode(full, raw, _MISSING)
 
 
 def _add(
@@ -289,64 +169,23 @@ def _add(
     timeout: Any,
     version: int | None,
     tags: Iterable[str] | None,
-) -> Any:
-    cache.add(key, value, timeout, version, tags=tags)
+) -> Steps[Any]:
+    yield from writes.add(cache, key, value, timeout, version, tags=tags)
     # Another caller may have added first: return what is stored (Django's contract).
-    return cache.get(key, value, version=version)
+    return (yield from reads.get(cache, key, value, version))
 
 
-def _fill(
-    cache: RedisCache,
-    key: Any,
-    compute: Callable[[], Any],
-    ttl: Any,
-    version: int | None,
-    lock_timeout: TTLLike,
-    wait_timeout: TTLLike,
-    tags: Iterable[str] | None,
-    failure_ttl: TTLLike = None,
-) -> Any:
-    """The miss path: compute under the lock, or wait for whoever holds it."""
-    full = cache.make_key(key, version)
-    lock = ComputeLock(cache, key, version, lock_timeout)
-    if lock.acquire() is False:
-        value = _wait(cache, full, lock, _seconds(wait_timeout, "CACHE_LOCK_WAIT"))
-        if value is not _MISSING:
-            return value
-    if not lock.held:
-        # Redis is unavailable, or we waited long enough: compute without the lock.
-        value = compute()
-        cache.add(key, value, ttl, version, tags=tags)
-        return value
-    try:
-        # Someone may have stored it between our miss and our lock, or just failed to.
-        value, failed = _look(cache, full, lock.mark)
-        if value is not _MISSING:
-            return value
-        if failed is not None:
-            raise ProducerFailed(str(key), failed)
-        try:
-            value = compute()
-        except Exception as exc:
-            lock.mark_failed(exc, _failure_seconds(failure_ttl))  # before the release
-            raise
-        cache.set(key, value, ttl, version, tags=tags)
-        return value
-    finally:
-        lock.release()
-
-
-def _wait(cache: RedisCache, full: str, lock: ComputeLock, wait: float) -> Any:
+def _wait(cache: RedisCache, full: str, lock: ComputeLock, wait: float) -> Steps[Any]:
     """Poll until the value appears, the lock is ours (its holder died), or ``wait`` runs out."""
     deadline = time.monotonic() + wait
     delay = _FIRST_POLL
     while (left := deadline - time.monotonic()) > 0:
-        time.sleep(_pause(delay, left))
-        delay = _next_delay(delay)
-        value = _peek(cache, full)
+        yield Sleep(min(delay * random.uniform(0.8, 1.2), left))
+        delay = min(delay * _BACKOFF, _MAX_POLL)
+        value = yield from _peek(cache, full)
         if value is not _MISSING:
             return value
-        if lock.acquire() is not False:  # taken over, or Redis gone: stop waiting
+        if (yield from lock.acquire_steps()) is not False:  # taken over, or Redis gone
             return _MISSING
     return _MISSING
 
@@ -361,109 +200,69 @@ def _early(
     jitter: float | None,
     lock_timeout: TTLLike,
     tags: Iterable[str] | None,
-) -> Any:
+) -> Steps[Any]:
     """A read that also refreshes the value when it expires within ``early_refresh``."""
     full = cache.make_key(key, version)
     try:
-        raw, pttl = run(cache, "get", lambda _: _get_with_pttl(cache, full))
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
+        raw, pttl = yield Pipe([("GET", full), ("PTTL", full)])
+    except Unavailable:
         return _MISSING
-    value = _early_read(cache, full, raw)
-    if value is _MISSING or not callable(default) or not _due(pttl, early_refresh):
-        return value
-    lock = ComputeLock(cache, key, version, lock_timeout)
-    if lock.acquire():
-        try:
-            value = default()
-            cache.set(key, value, _jittered(cache, timeout, jitter), version, tags=tags)
-        finally:
-            lock.release()
-    return value
-
-
-def _pause(delay: float, left: float) -> float:
-    """How long a waiter sleeps before its next poll (jittered, never past the deadline)."""
-    return min(delay * random.uniform(0.8, 1.2), left)
-
-
-def _next_delay(delay: float) -> float:
-    return min(delay * _BACKOFF, _MAX_POLL)
-
-
-def _early_read(cache: RedisCache, full: str, raw: bytes | None) -> Any:
-    """Count and decode the GET of an early-refresh read (``_MISSING`` on a miss)."""
-    counters: Any = cache._counters  # its counters are slots set at run time
+    counters = cache.runtime.counters
     if raw is None:
         counters.misses += 1
         return _MISSING
     counters.hits += 1
-    return cache._decode(full, raw, _MISSING)
-
-
-def _due(pttl: int, early_refresh: TTLLike) -> bool:
-    """Whether a value with ``pttl`` ms left is due for its early refresh (-1: no expiry)."""
+    value = _decoded(cache, full, raw)
     window = parse_ttl(early_refresh)
-    return window is not None and 0 <= pttl < window * 1000
+    due = window is not None and 0 <= int(pttl) < window * 1000
+    if value is _MISSING or not callable(default) or not due:
+        return value
+    lock = ComputeLock(cache, key, version, lock_timeout)
+    if (yield from lock.acquire_steps()):
+        try:
+            value = yield Compute(default)
+            ttl = _jittered(cache, timeout, jitter)
+            yield from writes.set_(cache, key, value, ttl, version, tags=tags)
+        finally:
+            yield from lock.release_steps()
+    return value
 
 
-def _get_with_pttl(cache: RedisCache, full: str) -> tuple[bytes | None, int]:
-    pipe = cache._mode.pipeline()
-    pipe.execute_command("GET", full)
-    pipe.execute_command("PTTL", full)
-    raw, pttl = pipe.execute()
-    return raw, int(pttl)
-
-
-def _look(cache: RedisCache, full: str, mark: str) -> tuple[Any, str | None]:
-    """The stored value (or ``_MISSING``) and the failure mark (or None), one round trip."""
-
-    def both(_: Any) -> list[Any]:
-        pipe = cache._mode.pipeline()  # on a Cluster the two keys may live on two nodes
-        pipe.execute_command("GET", full)
-        pipe.execute_command("GET", mark)
-        return list(pipe.execute())
-
+def _look(cache: RedisCache, full: str, mark: str) -> Steps[tuple[Any, str | None]]:
+    """The stored value (or ``_MISSING``) and the failure mark (or None), one round trip
+    (on a Cluster the two keys may live on two nodes: one request each, in parallel)."""
     try:
-        raw, failed = run(cache, "get", both)
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
+        raw, failed = yield Pipe([("GET", full), ("GET", mark)])
+    except Unavailable:
         return _MISSING, None
-    return _looked(cache, full, raw, failed)
-
-
-def _looked(cache: RedisCache, full: str, raw: Any, failed: Any) -> tuple[Any, str | None]:
-    value = _MISSING if raw is None else cache._decode(full, raw, _MISSING)
+    value = _MISSING if raw is None else _decoded(cache, full, raw)
     if isinstance(failed, bytes):
         failed = failed.decode("utf-8", "replace")
     return value, failed
 
 
-def _describe(exc: BaseException) -> str:
-    """What a failure mark says: the exception's class and message, shortened."""
-    return f"{type(exc).__qualname__}: {exc}"[:_MARK_LENGTH]
-
-
-def _failure_seconds(value: TTLLike) -> float:
-    seconds = FAILURE_TTL if value is None else parse_ttl(value)
-    return max(seconds or 0.0, 0.0)
-
-
-def _peek(cache: RedisCache, full: str) -> Any:
+def _peek(cache: RedisCache, full: str) -> Steps[Any]:
     """The stored value or ``_MISSING``, without counting a hit or a miss (polls)."""
     try:
-        raw = run(cache, "get", lambda client: client.execute_command("GET", full))
-    except CacheUnavailable as exc:
-        _raise_if_strict(cache, exc)
+        raw = yield ("GET", full)
+    except Unavailable:
         return _MISSING
-    return _MISSING if raw is None else cache._decode(full, raw, _MISSING)
+    return _MISSING if raw is None else _decoded(cache, full, raw)
+
+
+def _decoded(cache: RedisCache, full: str, raw: bytes) -> Any:
+    try:
+        return cache.decode(raw, full)
+    except CorruptValue:
+        return _MISSING
 
 
 class ComputeLock:
     """The lock of one key's computation: ``SET NX PX`` to take, compare-and-delete to release.
 
     The token makes a holder whose lock already expired unable to release the
-    lock of the caller that took over.
+    lock of the caller that took over. Each method is steps (``*_steps``) with a
+    sync and an async way to run them.
     """
 
     __slots__ = ("_cache", "_ms", "_token", "held", "key", "mark")
@@ -471,68 +270,53 @@ class ComputeLock:
     def __init__(
         self, cache: RedisCache, key: Any, version: int | None, timeout: TTLLike = None
     ) -> None:
-        sep = cache.key_separator
         self._cache = cache
-        self.key = cache.make_key(f"dcc{sep}lock{sep}{key}", version)
+        self.key = cache.make_key(cache.internal_name("lock", key), version)
         # Where a failed computation leaves its short mark (see the module docstring).
-        self.mark = cache.make_key(f"dcc{sep}failed{sep}{key}", version)
+        self.mark = cache.make_key(cache.internal_name("failed", key), version)
         self._ms = max(int(_seconds(timeout, "CACHE_LOCK_TIMEOUT") * 1000), 1)
         self._token = secrets.token_hex(8)
         self.held = False
 
-    def acquire(self) -> bool | None:
+    def acquire_steps(self) -> Steps[bool | None]:
         """True if taken, False if someone holds it, None if Redis is unavailable."""
-        args = ("SET", self.key, self._token, "PX", self._ms, "NX")
         try:
-            self.held = bool(run(self._cache, "lock", lambda c: c.execute_command(*args)))
-        except CacheUnavailable as exc:
-            _raise_if_strict(self._cache, exc)
+            self.held = bool((yield ("SET", self.key, self._token, "PX", self._ms, "NX")))
+        except Unavailable:
             return None
         return self.held
 
-    def mark_failed(self, exc: BaseException, seconds: float) -> None:
-        """Leave the failure mark for ``seconds`` (call before ``release``); best effort."""
+    def mark_failed_steps(self, exc: BaseException, seconds: float) -> Steps[None]:
+        """Leave the failure mark for ``seconds`` (before the release); best effort."""
         if seconds <= 0 or not self.held:
             return
-        args = ("SET", self.mark, _describe(exc), "PX", max(int(seconds * 1000), 1))
-        with contextlib.suppress(CacheUnavailable):  # the waiters will then compute
-            run(self._cache, "failed", lambda c: c.execute_command(*args))
+        ms = max(int(seconds * 1000), 1)
+        with contextlib.suppress(Unavailable):  # the waiters will then compute
+            yield ("SET", self.mark, f"{type(exc).__qualname__}: {exc}"[:_MARK_LENGTH], "PX", ms)
 
-    async def amark_failed(self, exc: BaseException, seconds: float) -> None:
-        """``mark_failed`` on the native async client."""
-        if seconds <= 0 or not self.held:
-            return
-        args = ("SET", self.mark, _describe(exc), "PX", max(int(seconds * 1000), 1))
-        with contextlib.suppress(CacheUnavailable):
-            await arun(self._cache, "failed", lambda c: c.execute_command(*args))
-
-    def release(self) -> None:
+    def release_steps(self) -> Steps[None]:
         if not self.held:
             return
         self.held = False
-        with contextlib.suppress(CacheUnavailable):  # else it expires on its own
-            run(self._cache, "unlock", lambda c: _RELEASE(c, [self.key], [self._token]))
+        with contextlib.suppress(Unavailable):  # else it expires on its own
+            yield Script(_RELEASE, [self.key], [self._token])
+
+    def acquire(self) -> bool | None:
+        return self._cache.run(self.acquire_steps(), "lock")  # type: ignore[no-any-return]
 
     async def aacquire(self) -> bool | None:
-        """``acquire`` on the native async client."""
-        args = ("SET", self.key, self._token, "PX", self._ms, "NX")
-        try:
-            taken = await arun(self._cache, "lock", lambda c: c.execute_command(*args))
-        except CacheUnavailable as exc:
-            _raise_if_strict(self._cache, exc)
-            return None
-        self.held = bool(taken)
-        return self.held
+        return await self._cache.arun(self.acquire_steps(), "lock")  # type: ignore[no-any-return]
+
+    def release(self) -> None:
+        self._cache.run(self.release_steps(), "unlock")
 
     async def arelease(self) -> None:
-        """``release`` on the native async client."""
-        if not self.held:
-            return
-        self.held = False
-        with contextlib.suppress(CacheUnavailable):
-            await arun(
-                self._cache, "unlock", lambda c: _RELEASE.acall(c, [self.key], [self._token])
-            )
+        await self._cache.arun(self.release_steps(), "unlock")
+
+
+def _failure_seconds(value: TTLLike) -> float:
+    seconds = FAILURE_TTL if value is None else parse_ttl(value)
+    return max(seconds or 0.0, 0.0)
 
 
 def _seconds(value: TTLLike, setting: str) -> float:
@@ -547,9 +331,3 @@ def _jittered(cache: RedisCache, timeout: Any, jitter: float | None) -> Any:
         return timeout
     seconds = parse_ttl(cache.default_timeout if timeout is DEFAULT_TIMEOUT else timeout)
     return jittered(seconds, jitter)
-
-
-def _raise_if_strict(cache: RedisCache, exc: CacheUnavailable) -> None:
-    """In strict mode a Redis failure is the caller's to handle, as for every call."""
-    if cache.options.strict:
-        raise exc
