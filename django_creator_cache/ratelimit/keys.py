@@ -39,7 +39,7 @@ def user_key(request: HttpRequest) -> str | None:
             "rate_limited(key='user') needs request.user: add "
             "django.contrib.auth.middleware.AuthenticationMiddleware"
         ) from None
-    return _user_identity(user)
+    return user_identity(user)
 
 
 def user_or_ip_key(request: HttpRequest) -> str:
@@ -52,14 +52,15 @@ async def auser_key(request: HttpRequest) -> str | None:
     auser = getattr(request, "auser", None)
     if auser is None:  # no AuthenticationMiddleware, or a user set by hand
         return user_key(request)
-    return _user_identity(await auser())
+    return user_identity(await auser())
 
 
 async def auser_or_ip_key(request: HttpRequest) -> str:
     return await auser_key(request) or ip_key(request)
 
 
-def _user_identity(user: Any) -> str | None:
+def user_identity(user: Any) -> str | None:
+    """``user:<pk>`` for an authenticated user, None for an anonymous one."""
     return f"user:{user.pk}" if user.is_authenticated else None
 
 
