@@ -22,17 +22,19 @@ reading, which by default takes a forged ``X-Forwarded-For`` at its word. Requir
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
-from rest_framework.views import APIView
 
 from .core import Limiter, Usage
 from .keys import ip_key, user_identity
 from .rates import Rate, as_rate
+
+if TYPE_CHECKING:  # rest_framework.views imports DEFAULT_THROTTLE_CLASSES, i.e. this module
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 __all__ = ["AnonRateThrottle", "RateThrottle", "ScopedRateThrottle", "UserRateThrottle"]
 
