@@ -41,6 +41,15 @@ TEMPLATES = [
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Statistics are flushed explicitly in tests, so command counts stay exact.
 CACHE_STATS_FLUSH_INTERVAL = 0
+# Django REST framework (tests/test_drf_throttles.py): our throttles as the defaults. DRF
+# reads DEFAULT_THROTTLE_CLASSES when APIView is defined, so they are set here.
+REST_FRAMEWORK = {
+    "DEFAULT_THROTTLE_CLASSES": [
+        "django_creator_cache.ratelimit.drf.AnonRateThrottle",
+        "django_creator_cache.ratelimit.drf.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "3/min", "user": "5/hour", "uploads": "2/m"},
+}
 
 # --- BEGIN Django's own cache test suite (tests/test_django_cache_suite.py) -----------------
 # scripts/fetch_django_tests.py extracts Django's tests/cache/ package from the sdist of the

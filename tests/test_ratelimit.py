@@ -37,13 +37,22 @@ def request(remote: str = "203.0.113.9", forwarded: str | None = None, **meta: A
         ("7/d", 7, 86400),
         ("3/30s", 3, 30),
         (" 20 / 2H ", 20, 7200),
+        # Django REST framework's spellings (its DEFAULT_THROTTLE_RATES).
+        ("100/hour", 100, 3600),
+        ("5/min", 5, 60),
+        ("1000/day", 1000, 86400),
+        ("2/sec", 2, 1),
+        ("30/minutes", 30, 60),
+        ("10/5minutes", 10, 300),
     ],
 )
 def test_rates_parse(text: str, limit: int, period: int) -> None:
     assert parse_rate(text) == Rate(limit, period)
 
 
-@pytest.mark.parametrize("text", ["100", "h", "0/h", "10/5x", "abc/h", "10/0m", "-1/s", ""])
+@pytest.mark.parametrize(
+    "text", ["100", "h", "0/h", "10/5x", "abc/h", "10/0m", "-1/s", "", "10/month", "5/hx"]
+)
 def test_bad_rates_are_refused_with_an_example(text: str) -> None:
     with pytest.raises(ValueError, match="rate"):
         parse_rate(text)

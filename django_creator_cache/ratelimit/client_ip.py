@@ -5,10 +5,12 @@
 ``X-Forwarded-For`` read, from the right (each proxy appends the address it saw), skipping
 trusted hops; the first address not vouched for by a trusted hop is the client. A forged
 header sent straight to the site is ignored, so nobody escapes a limit by inventing one.
+Parsing is cached (bounded LRUs); the settings are still read on every call.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from django.http import HttpRequest
@@ -18,6 +20,7 @@ from . import config
 Address = IPv4Address | IPv6Address
 
 
+@lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address | None:
     """An address from a header entry (``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``), or None.
 
@@ -44,10 +47,15 @@ def client_ip(request: HttpRequest) -> str:
     returned as is, or counts as a trusted hop when proxies are configured."""
     remote = str(request.META.get("REMOTE_ADDR") or "")
     trusted = config.trusted_proxies()
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "") if trusted else ""
+    return _client_ip(remote, forwarded, trusted)
+
+
+@lru_cache(maxsize=1024)
+def _client_ip(remote: str, forwarded: str, trusted: config.TrustedProxies) -> str:
     current = parse_address(remote)
     if trusted:
-        forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
-        for hop, entry in enumerate(reversed(forwarded)):
+        for hop, entry in enumerate(reversed(forwarded.split(","))):
             if not _is_trusted(trusted, hop, current):
                 break
             previous = parse_address(entry)
@@ -71,12 +79,13 @@ def ip_group(address: str) -> str:
     parsed = parse_address(address)
     if parsed is None:
         return address
-    if isinstance(parsed, IPv4Address):
-        bits = config.prefix("RATELIMIT_IPV4_PREFIX")
-        if bits == 32:
-            return str(parsed)
-        return str(IPv4Network((int(parsed), bits), strict=False))
-    bits = config.prefix("RATELIMIT_IPV6_PREFIX")
-    if bits == 128:
-        return str(parsed)
-    return str(IPv6Network((int(parsed), bits), strict=False))
+    v4 = isinstance(parsed, IPv4Address)
+    return _block(parsed, config.prefix("RATELIMIT_IPV4_PREFIX" if v4 else "RATELIMIT_IPV6_PREFIX"))
+
+
+@lru_cache(maxsize=4096)
+def _block(address: Address, bits: int) -> str:
+    if bits == address.max_prefixlen:
+        return str(address)
+    network = IPv4Network if isinstance(address, IPv4Address) else IPv6Network
+    return str(network((int(address), bits), strict=False))

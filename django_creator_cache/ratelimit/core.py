@@ -3,7 +3,9 @@
 ``Limiter(group, rate)`` counts hits per identity (an IP block, a user, an API key, or
 ``f"{platform}:{user_id}"`` for a domain counter). ``hit`` counts and answers atomically, so
 limits are exact across processes; ``peek`` answers without counting; ``reset`` forgets.
-The cache alias is looked up on every call (``RATELIMIT_CACHE`` unless given), never kept.
+``ahit``/``apeek``/``areset`` do the same natively on redis.asyncio: only the Redis call
+differs, the key, the reply and the failure policy are shared. The cache alias is looked
+up on every call (``RATELIMIT_CACHE`` unless given), never kept.
 
 When Redis cannot answer (down, circuit open, error reply) the limiter fails open (the hit
 is allowed) or, with ``RATELIMIT_FAIL_OPEN = False``, closed; either way it is counted in
@@ -12,23 +14,21 @@ the alias's statistics and the returned ``Usage`` says ``unavailable``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
-from redis.exceptions import NoScriptError
 
 from ..backend.cache import RedisCache
-from ..backend.policy import REDIS_ERRORS
+from ..cache_aside.commands import LuaScript, arun, run
 from ..exceptions import CacheUnavailable
 from . import config
 from .rates import Rate, as_rate
-from .scripts import SCRIPTS, Script
+from .scripts import SCRIPTS
 
 ALGORITHMS = tuple(SCRIPTS)
 # Identities kept readable in key names; anything else (braces would break the hash tag)
@@ -84,7 +84,7 @@ class Limiter:
         self.algorithm = algorithm
         self.cache = cache
         self.fail_open = fail_open
-        self._script: Script = SCRIPTS[algorithm]
+        self._script: LuaScript = SCRIPTS[algorithm]
         self._stagger = algorithm == "fixed_window"
 
     def __repr__(self) -> str:
@@ -123,31 +123,62 @@ class Limiter:
 
         A refused hit is not counted. The key's TTL is set atomically with the count.
         """
+        backend, key, args = self._request(identity, cost)
+        try:
+            reply = run(backend, "ratelimit", partial(self._script, keys=(key,), args=args))
+        except CacheUnavailable:
+            return self._unavailable(backend, cost)
+        return self._usage(backend, reply, cost)
+
+    async def ahit(self, identity: str, cost: int = 1) -> Usage:
+        """``hit`` on the running event loop's client: no worker thread."""
+        backend, key, args = self._request(identity, cost)
+        try:
+            reply = await arun(
+                backend, "ratelimit", partial(self._script.acall, keys=(key,), args=args)
+            )
+        except CacheUnavailable:
+            return self._unavailable(backend, cost)
+        return self._usage(backend, reply, cost)
+
+    def peek(self, identity: str) -> Usage:
+        """Where ``identity`` stands, without counting: would one more hit be allowed?"""
+        return self.hit(identity, cost=0)
+
+    async def apeek(self, identity: str) -> Usage:
+        return await self.ahit(identity, cost=0)
+
+    def reset(self, identity: str) -> bool:
+        """Forget every hit of ``identity``; True if there was something to forget."""
+        backend = self.backend()
+        return backend.delete(self._cache_key(identity, backend))
+
+    async def areset(self, identity: str) -> bool:
+        backend = self.backend()
+        return await backend.adelete(self._cache_key(identity, backend))
+
+    def _request(self, identity: str, cost: int) -> tuple[RedisCache, str, tuple[int, ...]]:
+        """The alias, the key and the script's arguments for one check (sync or async).
+
+        Redis failures, an open circuit and strict aliases are the backend's failure
+        policy (``run``/``arun``); whatever they raise, ``RATELIMIT_FAIL_OPEN`` decides.
+        """
         if not 0 <= cost <= self.rate.limit:
             raise ValueError(f"cost must be between 0 and the limit {self.rate.limit}, got {cost}")
         backend = self.backend()
-        full = backend.make_key(self._cache_key(identity, backend))
+        key = backend.make_key(self._cache_key(identity, backend))
         rate = self.rate
         args: tuple[int, ...] = (rate.limit, rate.period_ms, cost)
         if self._stagger:
-            args += (zlib.crc32(full.encode("utf-8", "surrogatepass")) % rate.period_ms,)
-        breaker = backend._breaker
-        if breaker.opened_at and _short_circuited(backend):
-            return self._unavailable(backend, cost)
-        try:
-            allowed, remaining, reset_ms, retry_ms = _evaluate(
-                backend._redis, self._script, full, args
-            )
-        except REDIS_ERRORS as exc:
-            # A strict alias raises here; RATELIMIT_FAIL_OPEN still decides for us.
-            with contextlib.suppress(CacheUnavailable):
-                backend._fail("ratelimit", exc)
-            return self._unavailable(backend, cost)
-        if breaker.failures:
-            backend._recovered()
+            args += (zlib.crc32(key.encode("utf-8", "surrogatepass")) % rate.period_ms,)
+        return backend, key, args
+
+    def _usage(self, backend: RedisCache, reply: list[int], cost: int) -> Usage:
+        """The script's reply ``[allowed, remaining, reset_ms, retry_ms]`` as a ``Usage``."""
+        allowed, remaining, reset_ms, retry_ms = reply
         usage = Usage(
             allowed=bool(allowed),
-            limit=rate.limit,
+            limit=self.rate.limit,
             remaining=int(remaining),
             reset_seconds=int(reset_ms) / 1000,
             retry_after=int(retry_ms) / 1000,
@@ -156,15 +187,6 @@ class Limiter:
         if cost:
             _count(backend, "ratelimit_allowed" if usage.allowed else "ratelimit_blocked")
         return usage
-
-    def peek(self, identity: str) -> Usage:
-        """Where ``identity`` stands, without counting: would one more hit be allowed?"""
-        return self.hit(identity, cost=0)
-
-    def reset(self, identity: str) -> bool:
-        """Forget every hit of ``identity``; True if there was something to forget."""
-        backend = self.backend()
-        return backend.delete(self._cache_key(identity, backend))
 
     def _unavailable(self, backend: RedisCache, cost: int) -> Usage:
         fail_open = config.fail_open() if self.fail_open is None else self.fail_open
@@ -191,23 +213,6 @@ def hit(
     """``Limiter(group, rate, ...).hit(identity, cost)`` in one call."""
     limiter = Limiter(group, rate, algorithm=algorithm, cache=cache, fail_open=fail_open)
     return limiter.hit(identity, cost)
-
-
-def _evaluate(client: Any, script: Script, key: str, args: tuple[int, ...]) -> list[int]:
-    """Run ``script`` on ``key`` in one round trip (EVALSHA; EVAL if Redis lost it)."""
-    try:
-        reply: list[int] = client.execute_command("EVALSHA", script.sha, 1, key, *args)
-    except NoScriptError:  # first use on this server, or it restarted or flushed its scripts
-        reply = client.execute_command("EVAL", script.source, 1, key, *args)
-    return reply
-
-
-def _short_circuited(backend: RedisCache) -> bool:
-    """The circuit is open: do not touch the network (strict aliases raise; we decide)."""
-    try:
-        return backend._blocked("ratelimit")
-    except CacheUnavailable:
-        return True
 
 
 def _count(backend: RedisCache, counter: str) -> None:

@@ -4,6 +4,8 @@ A few lines over ``Limiter``: find the identity (``key``), count one hit, and re
 ``RATELIMIT_VIEW`` (a 429 by default) or, with ``block=False``, let the view decide from
 ``request.ratelimit``. Stacked decorators are each checked, outermost first; any refusal
 refuses. Class-based views: ``@method_decorator(rate_limited(...), name="dispatch")``.
+Async views are limited on the event loop (``Limiter.ahit``, ``request.auser()``), with
+no worker thread.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from ..exceptions import Ratelimited
 from . import config
 from .core import Limiter, Usage
-from .keys import KeyFunc, KeySpec, resolve_key
+from .keys import KeySpec, is_async_key, resolve_akey, resolve_key
 from .rates import Rate, as_rate
 from .views import too_many_requests
 
@@ -62,47 +64,55 @@ def rate_limited(
         if group is None:
             limiter = Limiter(_default_group(view), parsed, algorithm=algorithm, cache=cache)
 
-        def check(request: HttpRequest) -> HttpResponseBase | None:
-            return _check(request, limiter, key_func, only, block)
+        if iscoroutinefunction(view):
+            akey_func = resolve_akey(key)
 
-        async def _async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            _require_request(request)
-            refused = await sync_to_async(check)(request)
-            if refused is not None:
-                return refused
-            return _add_headers(request, await view(request, *args, **kwargs))
+            async def _async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                _require_request(request)
+                state = _state(request, only)
+                if state is not None:
+                    identity = await akey_func(request)
+                    if identity is not None:
+                        refused = _counted(request, state, await limiter.ahit(identity), block)
+                        if refused is not None:
+                            return refused
+                return _add_headers(request, await view(request, *args, **kwargs))
+
+            return cast(V, wraps(view)(_async_wrapper))
+        if is_async_key(key):
+            raise TypeError("an async key function needs an async view")
 
         def _sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             _require_request(request)
-            refused = check(request)
-            if refused is not None:
-                return refused
+            state = _state(request, only)
+            if state is not None:
+                identity = key_func(request)
+                if identity is not None:
+                    refused = _counted(request, state, limiter.hit(identity), block)
+                    if refused is not None:
+                        return refused
             return _add_headers(request, view(request, *args, **kwargs))
 
-        wrapper = _async_wrapper if iscoroutinefunction(view) else _sync_wrapper
-        return cast(V, wraps(view)(wrapper))
+        return cast(V, wraps(view)(_sync_wrapper))
 
     return decorator
 
 
-def _check(
-    request: HttpRequest,
-    limiter: Limiter,
-    key_func: KeyFunc,
-    only: frozenset[str] | None,
-    block: bool,
-) -> HttpResponseBase | None:
-    """Count this request; the refusal response if it must be refused, else None."""
+def _state(request: HttpRequest, only: frozenset[str] | None) -> RatelimitState | None:
+    """``request.ratelimit`` (made on the first check), or None if this method is not counted."""
     state = getattr(request, "ratelimit", None)
     if not isinstance(state, RatelimitState):
         state = RatelimitState()
         setattr(request, "ratelimit", state)  # noqa: B010 (HttpRequest declares no such field)
     if only is not None and request.method not in only:
         return None
-    identity = key_func(request)
-    if identity is None:
-        return None
-    usage = limiter.hit(identity)
+    return state
+
+
+def _counted(
+    request: HttpRequest, state: RatelimitState, usage: Usage, block: bool
+) -> HttpResponseBase | None:
+    """Record one check; the refusal response if it must be refused, else None."""
     state.usage.append(usage)
     if usage.allowed:
         return None

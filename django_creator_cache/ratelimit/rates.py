@@ -1,7 +1,10 @@
 """Rates such as ``"100/h"`` or ``"10/5m"``: how many hits per how long.
 
 The unit is ``s``, ``m``, ``h`` or ``d``, optionally preceded by a count of units
-(``"10/5m"`` is ten hits per five minutes). Parsed once per decorator, not per request.
+(``"10/5m"`` is ten hits per five minutes). Django REST framework's spellings are read too
+(``"100/hour"``, ``"5/min"``, ``"1000/day"``, ``"1/sec"``), so its ``DEFAULT_THROTTLE_RATES``
+work as they are; other words are refused rather than guessed from their first letter
+(``"10/month"`` is not ten a minute). Parsed once per rate, not per request.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_RATE = re.compile(r"(\d+)/(\d*)([smhd])")
+_RATE = re.compile(
+    r"(\d+)/(\d*)(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)", re.ASCII
+)
 # The token bucket keeps ``limit * period_ms`` as an exact integer in a Lua double.
 _MAX_UNITS = 2**53
 
@@ -39,15 +44,15 @@ class Rate:
 
 @lru_cache(maxsize=256)
 def parse_rate(text: str) -> Rate:
-    """``"100/h"`` -> ``Rate(100, 3600)``; ``"10/5m"`` -> ``Rate(10, 300)``."""
+    """``"100/h"`` or ``"100/hour"`` -> ``Rate(100, 3600)``; ``"10/5m"`` -> ``Rate(10, 300)``."""
     match = _RATE.fullmatch(text.replace(" ", "").lower())
     if match is None:
         raise ValueError(
             f"cannot parse rate {text!r}: use '<hits>/<unit>' or '<hits>/<n><unit>' "
-            "with unit s, m, h or d, e.g. '100/h' or '10/5m'"
+            "with unit s, m, h or d (or second, minute, hour, day), e.g. '100/h' or '10/5m'"
         )
     count, multiple, unit = match.groups()
-    return Rate(int(count), int(multiple or 1) * _UNITS[unit])
+    return Rate(int(count), int(multiple or 1) * _UNITS[unit[0]])
 
 
 def as_rate(rate: Rate | str) -> Rate:

@@ -6,13 +6,12 @@ it touches one key only (``KEYS[1]``), so it runs on Redis Cluster too. Argument
 counting). Reply: ``{allowed (0/1), remaining, reset_ms, retry_after_ms}`` where reset is
 when the full limit is available again and retry_after when this request would pass.
 Times are milliseconds; a key's time never goes backwards (a stepped-back server clock
-is clamped to the last time the key saw).
+is clamped to the last time the key saw). Sent as EVALSHA (``LuaScript``), sync or async.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from ..cache_aside.commands import LuaScript
 
 _NOW = """
 local t = redis.call('TIME')
@@ -105,21 +104,8 @@ return {allowed and 1 or 0, math.floor(units / period), math.ceil((capacity - un
 )
 
 
-@dataclass(frozen=True)
-class Script:
-    """A Lua script and its SHA1, computed here: no client is needed to know it."""
-
-    name: str
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False)
-        object.__setattr__(self, "sha", digest.hexdigest())
-
-
 SCRIPTS = {
-    "sliding_window": Script("sliding_window", SLIDING_WINDOW_LUA),
-    "fixed_window": Script("fixed_window", FIXED_WINDOW_LUA),
-    "token_bucket": Script("token_bucket", TOKEN_BUCKET_LUA),
+    "sliding_window": LuaScript(SLIDING_WINDOW_LUA),
+    "fixed_window": LuaScript(FIXED_WINDOW_LUA),
+    "token_bucket": LuaScript(TOKEN_BUCKET_LUA),
 }
