@@ -146,7 +146,7 @@ def public_check(cache: RedisCache) -> dict[str, Any]:
 
 
 def _probe(cache: RedisCache) -> dict[str, Any]:
-    breaker = cache._breaker
+    breaker = cache.runtime.breaker
     # Read-only: ``allow()`` would take the half-open probe the backend's own calls need.
     if breaker.opened_at and time.monotonic() - breaker.opened_at < breaker.cooldown:
         return {"healthy": False, "latency_ms": None, "error": "CircuitOpen"}

@@ -191,7 +191,7 @@ def test_redis_down_fails_open_then_closed(own_redis_server: RedisServer, settin
     assert statuses(view, 3) == [200, 200, 429]
     own_redis_server.stop()
     assert statuses(view, 3) == [200] * 3  # fail open (the default)
-    assert caches["default"]._counters.ratelimit_failopen == 3
+    assert caches["default"].runtime.counters.ratelimit_failopen == 3
     settings.RATELIMIT_FAIL_OPEN = False
     refused = call(view)
     assert refused.status_code == 429 and refused["Retry-After"] == "2"  # the cool-down

@@ -223,7 +223,7 @@ def test_an_open_circuit_answers_503_at_once_without_the_network(
     }
     cache = caches["default"]
     own_redis_server.stop()
-    while cache._breaker.state != "open":
+    while cache.runtime.breaker.state != "open":
         assert cache.get("k", "miss") == "miss"
     before = connects[0]
     response = client.get(URL)
@@ -234,4 +234,4 @@ def test_an_open_circuit_answers_503_at_once_without_the_network(
         "error": "CircuitOpen",
     }
     assert connects[0] == before  # not one connection attempt
-    assert cache._breaker.state == "open"  # and the backend's half-open probe is untouched
+    assert cache.runtime.breaker.state == "open"  # and the backend's half-open probe is untouched

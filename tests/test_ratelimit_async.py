@@ -166,7 +166,7 @@ def test_one_evalsha_per_async_check(target: Target, request: pytest.FixtureRequ
 
 
 def test_async_view_exact_under_concurrent_tasks_with_429_headers(backend: Any) -> None:
-    counters = backend._counters
+    counters = backend.runtime.counters
     before = (counters.ratelimit_allowed, counters.ratelimit_blocked)
 
     @rate_limited(rate="15/m")
@@ -264,7 +264,7 @@ def test_async_fail_open_then_closed_while_redis_is_down(
     settings.CACHES = {
         "default": {"BACKEND": BACKEND, "LOCATION": own_redis_server.url, "OPTIONS": options}
     }
-    counters = caches["default"]._counters
+    counters = caches["default"].runtime.counters
 
     @rate_limited(rate="1/m")
     async def view(request: HttpRequest) -> HttpResponse:
@@ -279,7 +279,7 @@ def test_async_fail_open_then_closed_while_redis_is_down(
     assert [r.status_code for r in responses] == [200] * 4
     assert not responses[-1].has_header("RateLimit-Remaining")
     assert counters.ratelimit_failopen == 4
-    assert caches["default"]._breaker.state == "open"
+    assert caches["default"].runtime.breaker.state == "open"
     settings.RATELIMIT_FAIL_OPEN = False
     refused = on_the_loop(lambda: requests(1))[0]
     assert refused.status_code == 429 and refused["Retry-After"] == "1"
@@ -287,4 +287,4 @@ def test_async_fail_open_then_closed_while_redis_is_down(
     own_redis_server.start()
     time.sleep(1.05)
     assert [r.status_code for r in on_the_loop(lambda: requests(2))] == [200, 429]
-    assert caches["default"]._breaker.state == "closed"
+    assert caches["default"].runtime.breaker.state == "closed"

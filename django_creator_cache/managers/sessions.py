@@ -26,8 +26,8 @@ from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ..backend.modes import mode_for
-from ..cache_aside.commands import LuaScript
+from ..backend.execution import pipeline
+from ..backend.scripts import LuaScript
 from ..ttl import TTLLike
 from .base import DomainManager
 from .fields import text
@@ -166,7 +166,7 @@ class SessionManager(DomainManager):
             ids = [text(i) for i in _LOG_OUT_EVERYWHERE(client, keys)]
             if not ids:
                 return 0
-            return int(mode_for(client).delete_keys([store.entry_key(i) for i in ids]))
+            return int(client.delete(*[store.entry_key(i) for i in ids]))
 
         return self._must("delete_user_sessions", log_out)
 
@@ -178,7 +178,7 @@ class SessionManager(DomainManager):
     def _load(self, client: Any, session_id: str) -> LoadedSession | None:
         store = self._store
         key = store.entry_key(session_id)
-        if mode_for(client).name == "cluster":
+        if self.cache.cluster:
             raw, user, epoch = client.hmget(key, ["d", "u", "e"])
             named = current = None
         else:
@@ -200,7 +200,7 @@ class SessionManager(DomainManager):
         ids = self._store.ids(client, user_id)
         if not ids:
             return []
-        pipe = mode_for(client).pipeline()  # on a Cluster: one request per node
+        pipe = pipeline(client)  # on a Cluster: one request per node
         for entry_id in ids:
             pipe.hget(self._store.entry_key(entry_id), "e")
         epochs = pipe.execute()

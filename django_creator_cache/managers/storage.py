@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ..backend.execution import pipeline
-from ..cache_aside.commands import LuaScript
+from ..backend.scripts import LuaScript
 from ..ttl import TTLLike
 from .fields import text
 

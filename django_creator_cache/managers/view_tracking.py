@@ -18,7 +18,7 @@ from typing import Any
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.utils import timezone
 
-from ..cache_aside.commands import LuaScript
+from ..backend.scripts import LuaScript
 from ..ttl import TTLLike
 from .base import DomainManager
 from .fields import moment, parse_moment

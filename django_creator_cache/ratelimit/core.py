@@ -18,13 +18,13 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass
-from functools import partial
 
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 from ..backend.cache import RedisCache
-from ..cache_aside.commands import LuaScript, arun, run
+from ..backend.execution import Script, Steps, Unavailable
+from ..backend.scripts import LuaScript
 from ..exceptions import CacheUnavailable
 from . import config
 from .rates import Rate, as_rate
@@ -123,21 +123,27 @@ class Limiter:
 
         A refused hit is not counted. The key's TTL is set atomically with the count.
         """
-        backend, key, args = self._request(identity, cost)
+        backend = self._backend_for(cost)
         try:
-            reply = run(backend, "ratelimit", partial(self._script, keys=(key,), args=args))
-        except CacheUnavailable:
+            return backend.run(self._check(backend, identity, cost), "ratelimit")  # type: ignore[no-any-return]
+        except CacheUnavailable:  # a strict alias: still the fail-open policy's to decide
             return self._unavailable(backend, cost)
-        return self._usage(backend, reply, cost)
 
     async def ahit(self, identity: str, cost: int = 1) -> Usage:
         """``hit`` on the running event loop's client: no worker thread."""
-        backend, key, args = self._request(identity, cost)
+        backend = self._backend_for(cost)
         try:
-            reply = await arun(
-                backend, "ratelimit", partial(self._script.acall, keys=(key,), args=args)
-            )
+            return await backend.arun(self._check(backend, identity, cost), "ratelimit")  # type: ignore[no-any-return]
         except CacheUnavailable:
+            return self._unavailable(backend, cost)
+
+    def _check(self, backend: RedisCache, identity: str, cost: int) -> Steps[Usage]:
+        """One check: one script, its reply as a ``Usage`` (the fail-open policy if Redis
+        cannot answer: a lost reply is never resent, so a hit never counts twice)."""
+        key, args = self._request(backend, identity, cost)
+        try:
+            reply = yield Script(self._script, (key,), args)
+        except Unavailable:
             return self._unavailable(backend, cost)
         return self._usage(backend, reply, cost)
 
@@ -157,21 +163,21 @@ class Limiter:
         backend = self.backend()
         return await backend.adelete(self._cache_key(identity, backend))
 
-    def _request(self, identity: str, cost: int) -> tuple[RedisCache, str, tuple[int, ...]]:
-        """The alias, the key and the script's arguments for one check (sync or async).
-
-        Redis failures, an open circuit and strict aliases are the backend's failure
-        policy (``run``/``arun``); whatever they raise, ``RATELIMIT_FAIL_OPEN`` decides.
-        """
+    def _backend_for(self, cost: int) -> RedisCache:
         if not 0 <= cost <= self.rate.limit:
             raise ValueError(f"cost must be between 0 and the limit {self.rate.limit}, got {cost}")
-        backend = self.backend()
+        return self.backend()
+
+    def _request(
+        self, backend: RedisCache, identity: str, cost: int
+    ) -> tuple[str, tuple[int, ...]]:
+        """The key and the script's arguments for one check."""
         key = backend.make_key(self._cache_key(identity, backend))
         rate = self.rate
         args: tuple[int, ...] = (rate.limit, rate.period_ms, cost)
         if self._stagger:
             args += (zlib.crc32(key.encode("utf-8", "surrogatepass")) % rate.period_ms,)
-        return backend, key, args
+        return key, args
 
     def _usage(self, backend: RedisCache, reply: list[int], cost: int) -> Usage:
         """The script's reply ``[allowed, remaining, reset_ms, retry_ms]`` as a ``Usage``."""
@@ -216,5 +222,5 @@ def hit(
 
 
 def _count(backend: RedisCache, counter: str) -> None:
-    counters = backend._counters
+    counters = backend.runtime.counters
     setattr(counters, counter, getattr(counters, counter) + 1)

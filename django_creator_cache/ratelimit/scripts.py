@@ -11,7 +11,7 @@ is clamped to the last time the key saw). Sent as EVALSHA (``LuaScript``), sync 
 
 from __future__ import annotations
 
-from ..cache_aside.commands import LuaScript
+from ..backend.scripts import LuaScript
 
 _NOW = """
 local t = redis.call('TIME')
