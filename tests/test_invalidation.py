@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from django_creator_cache.backend.cache import _warned_roots
+from django_creator_cache.backend.keying import _warned_roots
 from django_creator_cache.invalidation import index, track_prefixes
 from tests.conftest import Target
 

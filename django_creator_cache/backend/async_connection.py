@@ -237,24 +237,8 @@ def _sentinel(options: BackendOptions) -> redis.asyncio.Redis:
 
 
 def _cluster(options: BackendOptions, config: tuple[Any, ...]) -> AsyncRedisCluster:
-    nodes = []
-    for url in options.urls:
-        parts = urlsplit(url)
-        nodes.append(AsyncClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
-    first = urlsplit(options.urls[0])
-    kwargs: dict[str, Any] = {
-        "startup_nodes": nodes,
-        "socket_timeout": options.command_timeout or None,
-        "socket_connect_timeout": options.connect_timeout or None,
-        "retry": _retry(options, None),
-        "username": options.username or first.username,
-        "password": options.password or first.password,
-        "ssl": first.scheme == "rediss",
-        "driver_info": None,
-    }
-    if options.max_connections:
-        kwargs["max_connections"] = options.max_connections
-    kwargs.update(options.raw.get("CLUSTER_KWARGS") or {})
+    kwargs = connection.cluster_kwargs(options, AsyncClusterNode, _retry(options, None))
+    kwargs.setdefault("driver_info", None)
     seed = _seeds.get(config)
     if seed is None:
         seed = _seeds.setdefault(config, _Seed(config))

@@ -24,12 +24,13 @@ from django.utils.module_loading import import_string
 
 from .. import stats as stats_module
 from ..exceptions import CorruptValue
-from ..keys import KeyManager, encodable, glob_escape, shorten
-from ..ttl import parse_ttl, policy
-from . import async_connection, connection, indexes, local_tier
+from ..keys import KeyManager
+from ..ttl import policy
+from . import async_connection, connection, local_tier
 from . import options as options_module
 from .codec import Codec, load_compressor, load_serializer
 from .execution import Executor, Steps
+from .keying import Keying
 from .local_tier import LocalTier
 from .ops import counters, keyspace, reads, server, twin, writes
 from .runtime import Runtime
@@ -40,11 +41,26 @@ logger = logging.getLogger("django_creator_cache")
 _MISSING = object()
 # The module that implements get_or_set (single flight), a layer above the backend.
 SINGLE_FLIGHT = "django_creator_cache.cache_aside.single_flight"
-# Undeclared prefixes already warned about in this process.
-_warned_roots: set[str] = set()
 
 
-class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
+def _get_or_set(
+    cache: RedisCache,
+    key: Any,
+    default: Any,
+    timeout: Any = DEFAULT_TIMEOUT,
+    version: int | None = None,
+    **flight: Any,
+) -> Steps[Any]:
+    """Django's ``get_or_set``, computed once across processes; a hit is one GET.
+
+    ``flight``: ``single_flight``, ``lock_timeout``, ``wait_timeout``, ``early_refresh``,
+    ``jitter``, ``tags``, ``failure_ttl`` (see ``cache_aside.single_flight``); on the
+    async side ``default`` may return an awaitable.
+    """
+    return (yield from cache.flight.flight(cache, key, default, timeout, version, **flight))
+
+
+class RedisCache(Keying, StructuresMixin, BaseCache):  # type: ignore[misc]
     """Django cache backend on Redis, Sentinel or Redis Cluster.
 
     Every ``a*`` method is its sync twin's description run natively on
@@ -184,193 +200,6 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
     def keys_manager(self) -> KeyManager:
         """Builds keys from parts with this alias's separator (see ``KeyManager``)."""
         return KeyManager(self)
-
-    # -- keys ------------------------------------------------------------------------------
-
-    @cached_property
-    def _internal_head(self) -> str:
-        sep = self.key_separator
-        return f"{self.key_prefix}{sep}dcc{sep}" if self.key_prefix else f"dcc{sep}"
-
-    def internal_name(self, *parts: Any) -> str:
-        """A key name (before ``make_key``) in the package's own namespace, for keys that
-        must share the user key's version and hash tag: ``dcc:lock:<key>``."""
-        sep = self.key_separator
-        return f"dcc{sep}" + sep.join(str(p) for p in parts)
-
-    def internal_key(self, *parts: str) -> str:
-        """The Redis key of the package's own bookkeeping (``<KEY_PREFIX>:dcc:<parts>``):
-        statistics, history, index records. The one place such keys are named."""
-        return self._internal_head + self.key_separator.join(parts)
-
-    def _separated_key(self, key: Any, key_prefix: str, version: Any) -> str:
-        # Same text as Django's default key function, with our separator.
-        sep = self.key_separator
-        return f"{key_prefix}{sep}{version}{sep}{key!s}"
-
-    @cached_property
-    def _key_head(self) -> str | None:
-        """``prefix:version:`` of the default key function, None with a custom one."""
-        if self._custom_key_func:
-            return None
-        sep = self.key_separator
-        return f"{self.key_prefix}{sep}{self.version}{sep}"
-
-    @cached_property
-    def _max_key_length(self) -> int:
-        return self.options.max_key_length
-
-    def make_key(self, key: Any, version: int | None = None) -> str:
-        """Prefix and version ``key``; keys past ``MAX_CACHE_KEY_LENGTH`` are hashed."""
-        head = self._key_head
-        if head is not None and version is None:
-            full = f"{head}{key!s}"
-        else:
-            version = self.version if version is None else version
-            full = str(self.key_func(key, self.key_prefix, version))
-        if len(full) > self._max_key_length or not full.isascii():
-            return self._sendable(full)
-        return full
-
-    def make_keys(self, keys: list[Any], version: int | None) -> list[str]:
-        """``make_key`` for many keys (the bulk operations' hot loop, inlined)."""
-        head = self._key_head
-        if head is None or version is not None:
-            return [self.make_key(k, version) for k in keys]
-        limit = self._max_key_length
-        fulls = [f"{head}{k!s}" for k in keys]
-        return [f if len(f) <= limit and f.isascii() else self._sendable(f) for f in fulls]
-
-    def _sendable(self, full: str) -> str:
-        """A key Redis can take: valid UTF-8, no longer than the limit."""
-        full = encodable(full)
-        if len(full) > self._max_key_length:
-            return shorten(full, self._max_key_length)
-        return full
-
-    def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
-        # Any key is valid here: long ones are hashed, Unicode is fine.
-        return self.make_key(key, version)
-
-    def validate_key(self, key: Any) -> None:
-        """Nothing to validate: Redis accepts any key, long ones are hashed."""
-
-    def make_pattern(
-        self, pattern: str, version: int | None = None, prefix: str | None = None
-    ) -> str:
-        """A SCAN glob for ``pattern`` under this alias's prefix and version."""
-        prefix = self.key_prefix if prefix is None else prefix
-        version_part = self.version if version is None else version
-        return str(self.key_func(pattern, glob_escape(prefix), glob_escape(str(version_part))))
-
-    def reverse_key(self, key: str) -> str:
-        """The user key of a full Redis key (inverse of the default key function)."""
-        path = self._raw_options.get("REVERSE_KEY_FUNCTION") or self._params.get(
-            "REVERSE_KEY_FUNCTION"
-        )
-        if path:
-            return str(import_string(path)(key))
-        return key.split(self.key_separator, 2)[-1]
-
-    def delete_key(self, key: Any, version: int | None, prefix: str | None) -> str:
-        """The full key ``delete`` removes (``prefix`` replaces the alias's ``KEY_PREFIX``)."""
-        if prefix is None:
-            return self.make_key(key, version)
-        return shorten(
-            str(self.key_func(key, prefix, self.version if version is None else version)),
-            self._max_key_length,
-        )
-
-    def clear_glob(self) -> str | None:
-        """What ``clear`` deletes: a glob under ``KEY_PREFIX``, or None for the whole database."""
-        if self.key_prefix:
-            return f"{glob_escape(self.key_prefix)}{glob_escape(self.key_separator)}*"
-        return None
-
-    def px(self, timeout: Any) -> int | None:
-        """Django timeout (seconds, None, DEFAULT_TIMEOUT) as milliseconds."""
-        if timeout is DEFAULT_TIMEOUT:
-            timeout = self.default_timeout
-        if timeout is None:
-            return None
-        if not isinstance(timeout, int | float):
-            timeout = parse_ttl(timeout)
-            if timeout is None:
-                return None
-        ms = int(timeout * 1000)
-        return 1 if ms == 0 and timeout > 0 else ms
-
-    # -- invalidation indexes ------------------------------------------------------------
-
-    @cached_property
-    def _index_head(self) -> str:
-        return f"{self.key_prefix}{self.key_separator}" if self.key_prefix else ""
-
-    @cached_property
-    def _tracked_roots(self) -> frozenset[str]:
-        roots = self.options.invalidation_prefixes
-        return frozenset((roots,) if isinstance(roots, str) else roots)
-
-    def tracks_prefix(self, prefix: str) -> bool:
-        """Whether writes under ``prefix`` are indexed for ``invalidate_prefix``.
-
-        Top-level prefixes are declared in ``OPTIONS["INVALIDATION_PREFIXES"]``
-        (``"*"`` for all) or with ``track_prefixes()``; ``invalidate_on`` and
-        ``cache_response`` declare theirs. Others cost a plain ``SET``.
-        """
-        if not self.options.prefix_depth:
-            return False
-        root = str(prefix).split(self.key_separator, 1)[0]
-        roots = self._tracked_roots
-        return root in roots or "*" in roots or root in indexes.declared_roots
-
-    def indexes_of(self, key: Any, tags: Iterable[str] | None) -> list[str]:
-        """Index keys a write of ``key`` joins: one per tracked prefix, one per tag."""
-        sep = self.key_separator
-        text = key if type(key) is str else str(key)
-        names = []
-        if sep in text and self.tracks_prefix(text):
-            head = self._index_head
-            names = [
-                indexes.index_key(head, sep, indexes.PREFIX, prefix)
-                for prefix in indexes.ancestors(text, sep, self.options.prefix_depth)
-            ]
-        if tags:
-            names += self.tag_indexes(tags)
-        return names
-
-    def index_key(self, kind: str, name: str) -> str:
-        """The index key of a prefix (``indexes.PREFIX``) or a tag (``indexes.TAG``)."""
-        return indexes.index_key(self._index_head, self.key_separator, kind, name)
-
-    def prefix_index(self, prefix: str) -> str:
-        """The index key of ``prefix``, after checking it can be invalidated."""
-        sep = self.key_separator
-        prefix = str(prefix).rstrip(sep)
-        if not prefix:
-            raise ValueError("an empty prefix would be everything: use clear()")
-        root = prefix.split(sep, 1)[0]
-        if not self.tracks_prefix(prefix) and root not in _warned_roots:
-            # Writers in other processes may track it (a view module this process
-            # never imported); say so once rather than refuse.
-            _warned_roots.add(root)
-            logger.warning(
-                "cache %r: prefix %r is not declared in this process; entries are only "
-                "invalidated if the processes that write them declare it "
-                "(OPTIONS['INVALIDATION_PREFIXES'] or track_prefixes() at start-up)",
-                self.alias,
-                root,
-            )
-        depth = self.options.prefix_depth
-        if prefix.count(sep) + 1 > depth:
-            raise ValueError(
-                f"prefix {prefix!r} is deeper than PREFIX_DEPTH={depth}; "
-                "raise PREFIX_DEPTH or use delete_pattern()"
-            )
-        return self.index_key(indexes.PREFIX, prefix)
-
-    def tag_indexes(self, tags: Iterable[str]) -> list[str]:
-        return [self.index_key(indexes.TAG, str(t)) for t in tags]
 
     # -- what operations share: decoding, local copies -----------------------------------
 
@@ -515,35 +344,11 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
         for key in await self._ascan_keys(search, itersize, version, client=client):
             yield key
 
-    def get_or_set(
-        self,
-        key: Any,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-        **flight: Any,
-    ) -> Any:
-        """Django's ``get_or_set``, computed once across processes; a hit is one GET.
-
-        ``flight``: ``single_flight``, ``lock_timeout``, ``wait_timeout``,
-        ``early_refresh``, ``jitter`` (see ``cache_aside.single_flight``).
-        """
-        return self._flight.get_or_set(self, key, default, timeout, version, **flight)
-
-    async def aget_or_set(
-        self,
-        key: Any,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
-        **flight: Any,
-    ) -> Any:
-        """``get_or_set`` natively async; ``default`` may return an awaitable."""
-        return await self._flight.aget_or_set(self, key, default, timeout, version, **flight)
+    get_or_set, aget_or_set = twin(_get_or_set)
 
     @cached_property
-    def _flight(self) -> Any:
-        # Single flight is a feature above the backend: found by name, not imported here.
+    def flight(self) -> Any:
+        """The single-flight module (a feature above the backend: found by name)."""
         return import_module(SINGLE_FLIGHT)
 
     def close(self, **kwargs: Any) -> None:
@@ -552,46 +357,14 @@ class RedisCache(StructuresMixin, BaseCache):  # type: ignore[misc]
     async def aclose(self, **kwargs: Any) -> None:
         """Connections are pooled per event loop and closed with it."""
 
-    def lock(
-        self,
-        key: Any,
-        version: int | None = None,
-        timeout: float | None = None,
-        sleep: float = 0.1,
-        blocking: bool = True,
-        blocking_timeout: float | None = None,
-        client: Any = None,
-        thread_local: bool = True,
-    ) -> Any:
-        """A redis-py ``Lock`` on the cache key ``key``."""
-        return (client or self._redis).lock(
-            self.make_key(key, version),
-            timeout=timeout,
-            sleep=sleep,
-            blocking=blocking,
-            blocking_timeout=blocking_timeout,
-            thread_local=thread_local,
-        )
+    def lock(self, key: Any, version: int | None = None, *, client: Any = None, **kw: Any) -> Any:
+        """A redis-py ``Lock`` on the cache key ``key`` (``timeout``, ``sleep``, ``blocking``,
+        ``blocking_timeout``, ``thread_local`` as redis-py's)."""
+        return (client or self._redis).lock(self.make_key(key, version), **kw)
 
-    def alock(
-        self,
-        key: Any,
-        version: int | None = None,
-        timeout: float | None = None,
-        sleep: float = 0.1,
-        blocking: bool = True,
-        blocking_timeout: float | None = None,
-        thread_local: bool = True,
-    ) -> Any:
+    def alock(self, key: Any, version: int | None = None, **kw: Any) -> Any:
         """A redis.asyncio ``Lock`` on the cache key ``key`` (``async with cache.alock(k):``)."""
-        return self._aclient().lock(
-            self.make_key(key, version),
-            timeout=timeout,
-            sleep=sleep,
-            blocking=blocking,
-            blocking_timeout=blocking_timeout,
-            thread_local=thread_local,
-        )
+        return self._aclient().lock(self.make_key(key, version), **kw)
 
     def get_client(self, key: Any = None, write: bool = True) -> Any:
         """The shared redis-py client (``Redis`` or ``RedisCluster``) of this alias."""

@@ -128,17 +128,19 @@ class _Cluster(RedisCluster):
     )
 
 
-def _cluster(options: BackendOptions) -> RedisCluster:
+def cluster_kwargs(options: BackendOptions, node: type[Any], retry: Any) -> dict[str, Any]:
+    """``RedisCluster`` arguments of ``options`` (sync or async: ``node`` is its
+    ``ClusterNode`` class, ``retry`` its retry policy)."""
     nodes = []
     for url in options.urls:
         parts = urlsplit(url)
-        nodes.append(ClusterNode(parts.hostname or "127.0.0.1", parts.port or 6379))
+        nodes.append(node(parts.hostname or "127.0.0.1", parts.port or 6379))
     first = urlsplit(options.urls[0])
     kwargs: dict[str, Any] = {
         "startup_nodes": nodes,
         "socket_timeout": options.command_timeout or None,
         "socket_connect_timeout": options.connect_timeout or None,
-        "retry": make_retry(options),
+        "retry": retry,
         "username": options.username or first.username,
         "password": options.password or first.password,
         "ssl": first.scheme == "rediss",
@@ -146,7 +148,11 @@ def _cluster(options: BackendOptions) -> RedisCluster:
     if options.max_connections:
         kwargs["max_connections"] = options.max_connections
     kwargs.update(options.raw.get("CLUSTER_KWARGS") or {})
-    return _Cluster(**kwargs)
+    return kwargs
+
+
+def _cluster(options: BackendOptions) -> RedisCluster:
+    return _Cluster(**cluster_kwargs(options, ClusterNode, make_retry(options)))
 
 
 def _config_key(options: BackendOptions) -> tuple[Any, ...]:

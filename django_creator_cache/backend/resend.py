@@ -150,14 +150,10 @@ def _all_safe(commands: Iterable[Sequence[Any]]) -> bool:
     return all(is_safe(args) for args in commands)
 
 
-class _Guard:
-    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
+class _Marking:
+    """What both guards share: remember whether what is being sent may not be resent."""
 
     _unsafe_sent = False
-
-    def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self._unsafe_sent = not is_safe(args)
-        super().send_command(*args, **kwargs)  # type: ignore[misc]
 
     def pack_command(self, *args: Any) -> Any:
         self._unsafe_sent = not is_safe(args)
@@ -167,6 +163,20 @@ class _Guard:
         commands = list(commands)  # redis-py may pass a generator
         self._unsafe_sent = not _all_safe(commands)
         return super().pack_commands(commands)  # type: ignore[misc]
+
+    def _reraise(self, exc: RedisConnectionError, what: str) -> None:
+        """Raise ``exc`` again, or ``ReplyLost`` if an unsafe command may have run."""
+        if self._unsafe_sent:
+            raise ReplyLost(f"{what}: {exc}") from exc
+        raise exc
+
+
+class _Guard(_Marking):
+    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self._unsafe_sent = not is_safe(args)
+        super().send_command(*args, **kwargs)  # type: ignore[misc]
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:  # type: ignore[attr-defined]
@@ -174,36 +184,21 @@ class _Guard:
         try:
             super().send_packed_command(command, check_health)  # type: ignore[misc]
         except RedisConnectionError as exc:
-            if self._unsafe_sent:
-                raise ReplyLost(f"connection lost while sending: {exc}") from exc
-            raise
+            self._reraise(exc, "connection lost while sending")
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RedisConnectionError as exc:
-            if self._unsafe_sent:
-                raise ReplyLost(f"reply lost, the command may have run: {exc}") from exc
-            raise
+            self._reraise(exc, "reply lost, the command may have run")
 
 
-class _AsyncGuard:
+class _AsyncGuard(_Marking):
     """The same for redis.asyncio connections."""
-
-    _unsafe_sent = False
 
     async def send_command(self, *args: Any, **kwargs: Any) -> None:
         self._unsafe_sent = not is_safe(args)
         await super().send_command(*args, **kwargs)  # type: ignore[misc]
-
-    def pack_command(self, *args: Any) -> Any:
-        self._unsafe_sent = not is_safe(args)
-        return super().pack_command(*args)  # type: ignore[misc]
-
-    def pack_commands(self, commands: Iterable[Sequence[Any]]) -> Any:
-        commands = list(commands)  # redis-py may pass a generator
-        self._unsafe_sent = not _all_safe(commands)
-        return super().pack_commands(commands)  # type: ignore[misc]
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self.is_connected:  # type: ignore[attr-defined]
@@ -211,17 +206,13 @@ class _AsyncGuard:
         try:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]
         except RedisConnectionError as exc:
-            if self._unsafe_sent:
-                raise ReplyLost(f"connection lost while sending: {exc}") from exc
-            raise
+            self._reraise(exc, "connection lost while sending")
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RedisConnectionError as exc:
-            if self._unsafe_sent:
-                raise ReplyLost(f"reply lost, the command may have run: {exc}") from exc
-            raise
+            self._reraise(exc, "reply lost, the command may have run")
 
 
 class GuardedConnection(_Guard, Connection):
@@ -262,7 +253,7 @@ _ASYNC = {
 
 def guarded(connection_class: type[Any]) -> type[Any]:
     """The guarded twin of a redis-py connection class (itself if it has one already)."""
-    if issubclass(connection_class, _Guard | _AsyncGuard):
+    if issubclass(connection_class, _Marking):
         return connection_class
     known = _SYNC.get(connection_class) or _ASYNC.get(connection_class)
     if known is not None:
