@@ -8,24 +8,16 @@ redis.asyncio's retry must reconnect through the sentinels to the new primary
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from django_creator_cache.backend import RedisCache
+from tests.conftest import wait_until
 from tests.redis_servers import RedisSentinelGroup, RedisServer
 
 
 def _stored(server: RedisServer, cache: RedisCache, key: str) -> Any:
     with server.client() as client:
         return client.get(cache.make_key(key))
-
-
-def _until(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_async_writes_follow_a_demoted_primary_to_the_new_one() -> None:
@@ -48,7 +40,9 @@ def test_async_writes_follow_a_demoted_primary_to_the_new_one() -> None:
                 admin.execute_command("REPLICAOF", "NO", "ONE")
             with old.client() as admin:
                 admin.execute_command("REPLICAOF", new.host, str(new.port))
-            _until(lambda: old.info("replication").get("master_link_status") == "up", 10, "resync")
+            wait_until(
+                lambda: old.info("replication").get("master_link_status") == "up", 10, "resync"
+            )
             for sentinel in group.sentinel_servers:
                 with sentinel.client(socket_timeout=2) as admin:
                     admin.execute_command("SENTINEL", "REMOVE", group.service_name)

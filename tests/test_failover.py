@@ -34,6 +34,7 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from django_creator_cache.backend import RedisCache, connection
+from tests.conftest import wait_until
 from tests.redis_servers import RedisCluster, RedisSentinelGroup, RedisServer
 
 # Short timeouts so a dead server costs little; the circuit breaker keeps its defaults.
@@ -349,16 +350,6 @@ def _readonly_replies(server: RedisServer) -> int:
     return int(stats.get("count", 0))
 
 
-def _until(check: Any, timeout: float, what: str) -> float:
-    """Poll ``check`` until it is true; return the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what} not within {timeout}s")
-        time.sleep(0.02)
-    return time.monotonic() - started
-
-
 @pytest.mark.slow
 def test_sentinel_primary_killed_backend_follows_new_primary() -> None:
     stop, failed_over = threading.Event(), threading.Event()
@@ -393,7 +384,7 @@ def test_sentinel_primary_killed_backend_follows_new_primary() -> None:
             failed_over.set()
 
             # The same backend object writes to the new primary, without a restart.
-            took = _until(
+            took = wait_until(
                 lambda: cache.set("after", 2) is True and cache.get("after") == 2,
                 RECOVERY_BOUND,
                 "set/get after the sentinel failover",
@@ -405,7 +396,7 @@ def test_sentinel_primary_killed_backend_follows_new_primary() -> None:
             # make of it ~10 s after it answers again; started so here to save the wait).
             old.extra_args = ["--replicaof", new.host, str(new.port)]
             old.start()
-            _until(
+            wait_until(
                 lambda: old.info("replication").get("master_link_status") == "up",
                 RECOVERY_BOUND,
                 "the old primary syncing as a replica",
@@ -414,7 +405,7 @@ def test_sentinel_primary_killed_backend_follows_new_primary() -> None:
                 assert cache.set("after", n) is True
                 assert cache.get("after") == n
             assert _stored_int(new, cache, "after") == 12
-            _until(lambda: _stored_int(old, cache, "after") == 12, 5, "replication to the old")
+            wait_until(lambda: _stored_int(old, cache, "after") == 12, 5, "replication to the old")
         finally:
             stop.set()
             thread.join(LOOP_LIMIT)
@@ -428,7 +419,7 @@ def test_sentinel_primary_killed_backend_follows_new_primary() -> None:
             admin.execute_command("REPLICAOF", "NO", "ONE")
         with new.client() as admin:
             admin.execute_command("REPLICAOF", old.host, str(old.port))
-        _until(  # synced: the next write meets READONLY, not a LOADING of the sync
+        wait_until(  # synced: the next write meets READONLY, not a LOADING of the sync
             lambda: new.info("replication").get("master_link_status") == "up", 5, "resync"
         )
         for sentinel in group.sentinel_servers:
@@ -488,7 +479,7 @@ def _reset_while_in_flight(server: RedisServer, cache: RedisCache, key: str) -> 
                     " flags=b " in line and " cmd=set " in line for line in clients.splitlines()
                 )
 
-            _until(held, 5, "the SET to be held by CLIENT PAUSE")
+            wait_until(held, 5, "the SET to be held by CLIENT PAUSE")
             assert admin.execute_command("CLIENT", "KILL", "TYPE", "normal") >= 1
         finally:
             admin.execute_command("CLIENT", "UNPAUSE")
@@ -555,7 +546,7 @@ def test_loading_dataset_is_retried() -> None:
                 return False
             raise AssertionError("the server finished loading before the test saw LOADING")
 
-        _until(loading, 10, "LOADING replies")
+        wait_until(loading, 10, "LOADING replies")
         loading_before = server.info("errorstats").get("errorstat_LOADING", {}).get("count", 0)
         assert cache.get("k") == "kept"
         loading_after = server.info("errorstats").get("errorstat_LOADING", {}).get("count", 0)

@@ -32,7 +32,7 @@ from django_creator_cache.backend import RedisCache, local_tier
 from django_creator_cache.backend.execution import Script
 from django_creator_cache.backend.local_tier import _RespReader
 from django_creator_cache.backend.scripts import FETCH_ONE
-from tests.conftest import flush
+from tests.conftest import flush, wait_until
 from tests.redis_servers import RedisCluster, RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,15 +58,6 @@ def ready(cache: RedisCache) -> local_tier.LocalTier:
     assert tier is not None
     assert tier.wait_serving(10), tier.state()
     return tier
-
-
-def until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
@@ -198,7 +189,7 @@ def test_a_value_fetched_across_an_invalidation_is_not_kept(
             seen = tier.invalidations
             with redis_server.client() as raw:
                 raw.set(key, b"5")  # a newer value, written after the fetch was served
-            until(lambda: tier.invalidations > seen, 2, "the invalidation message")
+            wait_until(lambda: tier.invalidations > seen, 2, "the invalidation message")
         return reply
 
     monkeypatch.setattr(Script, "send", fetch_then_write)
@@ -258,7 +249,7 @@ def test_lost_tracking_flushes_and_bypasses_until_back(own_redis_server: RedisSe
     cache.get("k")
     assert cache.get("k") == "v1" and len(tier) == 1
     _kill_tracking(own_redis_server)
-    until(lambda: len(tier) == 0, 2, "the tier to be flushed")
+    wait_until(lambda: len(tier) == 0, 2, "the tier to be flushed")
     assert cache.get("k") == "v1"
     with own_redis_server.client() as raw:
         raw.set(cache.make_key("k"), b"2")  # written while nobody tracks for this process
@@ -268,7 +259,7 @@ def test_lost_tracking_flushes_and_bypasses_until_back(own_redis_server: RedisSe
     assert cache.get("k") == 2 and len(tier) == 1
 
     own_redis_server.stop()  # the server goes: bypass (reads degrade as usual)
-    until(lambda: not tier.state()["serving"], 3, "the tier to stop serving")
+    wait_until(lambda: not tier.state()["serving"], 3, "the tier to stop serving")
     assert cache.get("k", "gone") == "gone"
     own_redis_server.start()
     assert tier.wait_serving(10)
@@ -283,7 +274,7 @@ def test_a_demoted_primary_is_not_trusted(own_redis_server: RedisServer) -> None
         with own_redis_server.client() as raw:
             raw.execute_command("REPLICAOF", primary.host, str(primary.port))
         try:
-            until(lambda: not tier.state()["serving"], 2, "the tier to stop serving")
+            wait_until(lambda: not tier.state()["serving"], 2, "the tier to stop serving")
             time.sleep(BOUND)
             assert not tier.state()["serving"]  # still a replica: never trusted
             assert len(tier) == 0

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from django_creator_cache.backend import RedisCache
 from django_creator_cache.exceptions import CacheUnavailable, CircuitOpen
+from tests.conftest import wait_until
 from tests.redis_servers import RedisServer
 
 LOGGER = "django_creator_cache"
@@ -82,16 +83,6 @@ def open_circuit(cache: RedisCache) -> int:
         if cache.runtime.breaker.state == "open":
             return calls
     raise AssertionError(f"circuit still {cache.runtime.breaker.state} after {calls} failed calls")
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` until true; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:

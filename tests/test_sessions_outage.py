@@ -11,7 +11,7 @@ import asyncio
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from django.urls import path
 from django_creator_cache.exceptions import CacheUnavailable
 from django_creator_cache.managers.sessions import SessionManager
 from django_creator_cache.sessions import SessionStore, pending_revocations
-from tests.conftest import Target, single_entry
+from tests.conftest import Target, single_entry, wait_until
 from tests.redis_servers import RedisServer
 
 
@@ -62,14 +62,6 @@ def no_pending() -> Iterator[None]:
     yield
     pending_revocations.retry()
     pending_revocations.forget()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _entry(session_key: str) -> str:

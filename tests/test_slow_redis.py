@@ -20,6 +20,7 @@ from redis.connection import Connection
 
 from django_creator_cache.backend import RedisCache
 from django_creator_cache.exceptions import CacheUnavailable
+from tests.conftest import wait_until
 from tests.redis_servers import RedisServer
 from tests.slow_proxy import SlowProxy
 
@@ -63,15 +64,6 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
     start = time.monotonic()
     result = call()
     return result, time.monotonic() - start
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_proxy_forwards_and_delays_replies(own_redis_server: RedisServer) -> None:
