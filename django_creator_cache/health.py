@@ -165,7 +165,7 @@ def forget_answers() -> None:
 
 def server_facts(cache: RedisCache) -> dict[str, Any]:
     """Keys, memory, evictions, version and uptime of every primary."""
-    nodes = []
+    nodes: list[dict[str, Any]] = []
     try:
         found = cache.primaries_info()
     except CacheUnavailable as exc:  # strict mode

@@ -60,7 +60,7 @@ def _get_or_set(
     return (yield from cache.flight.flight(cache, key, default, timeout, version, **flight))
 
 
-class RedisCache(Keying, StructuresMixin, BaseCache):  # type: ignore[misc]
+class RedisCache(Keying, StructuresMixin, BaseCache):
     """Django cache backend on Redis, Sentinel or Redis Cluster.
 
     Every ``a*`` method is its sync twin's description run natively on
@@ -301,11 +301,11 @@ class RedisCache(Keying, StructuresMixin, BaseCache):  # type: ignore[misc]
     ttl, attl = twin(reads.ttl)
     pttl, apttl = twin(reads.pttl)
     keys, akeys = twin(reads.keys)
-    set, aset = twin(writes.set_)
+    set, aset = twin(writes.set_)  # type: ignore[assignment]  # django-redis: returns bool
     add, aadd = twin(writes.add)
     set_many, aset_many = twin(writes.set_many)
     delete, adelete = twin(writes.delete)
-    delete_many, adelete_many = twin(writes.delete_many)
+    delete_many, adelete_many = twin(writes.delete_many)  # type: ignore[assignment]  # a count
     touch, atouch = twin(writes.touch)
     expire, aexpire = twin(writes.expire)
     pexpire, apexpire = twin(writes.pexpire)
@@ -316,7 +316,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):  # type: ignore[misc]
     decr, adecr = twin(counters.decr)
     incr_version, aincr_version = twin(counters.incr_version)
     decr_version, adecr_version = twin(counters.decr_version)
-    clear, aclear = twin(keyspace.clear)
+    clear, aclear = twin(keyspace.clear)  # type: ignore[assignment]  # returns bool
     delete_pattern, adelete_pattern = twin(keyspace.delete_pattern)
     invalidate_prefix, ainvalidate_prefix = twin(keyspace.invalidate_prefix)
     invalidate_tags, ainvalidate_tags = twin(keyspace.invalidate_tags)

@@ -32,7 +32,6 @@ class Keying:
         version: int
         default_timeout: Any
         key_func: Any
-        alias: str
         _custom_key_func: bool
         _raw_options: dict[str, Any]
         _params: dict[str, Any]
@@ -41,6 +40,8 @@ class Keying:
         def options(self) -> BackendOptions: ...
         @property
         def key_separator(self) -> str: ...
+        @property
+        def alias(self) -> str: ...
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -227,15 +227,15 @@ class GuardedUnixConnection(_Guard, UnixDomainSocketConnection):
     pass
 
 
-class AsyncGuardedConnection(_AsyncGuard, AsyncConnection):
+class AsyncGuardedConnection(_AsyncGuard, AsyncConnection):  # type: ignore[misc]
     pass
 
 
-class AsyncGuardedSSLConnection(_AsyncGuard, AsyncSSLConnection):
+class AsyncGuardedSSLConnection(_AsyncGuard, AsyncSSLConnection):  # type: ignore[misc]
     pass
 
 
-class AsyncGuardedUnixConnection(_AsyncGuard, AsyncUnixConnection):
+class AsyncGuardedUnixConnection(_AsyncGuard, AsyncUnixConnection):  # type: ignore[misc]
     pass
 
 
