@@ -30,7 +30,7 @@ from redis.crc import key_slot
 
 from django_creator_cache.backend import RedisCache, local_tier
 from django_creator_cache.backend.execution import Script
-from django_creator_cache.backend.local_tier import _RespReader
+from django_creator_cache.backend.local_tier.resp import _RespReader
 from django_creator_cache.backend.scripts import FETCH_ONE
 from tests.conftest import flush, wait_until
 from tests.redis_servers import RedisCluster, RedisServer
