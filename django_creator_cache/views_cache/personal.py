@@ -59,14 +59,20 @@ async def ausers(request: HttpRequest) -> list[Any]:
     """
     found: list[Any] = []
     user = getattr(request, "user", None)
+    session_lazy = user is not None and _unevaluated(user) and _is_session_lazy(user)
     if user is not None and _unevaluated(user):
-        if not _is_session_lazy(user):
+        if not session_lazy:
             _add(found, await sync_to_async(_authenticated)(user))
     else:
         _add(found, user)
     auser = getattr(request, "auser", None)
     if auser is not None:
-        _add(found, await auser())
+        session = await auser()
+        _add(found, session)
+        if session_lazy:
+            # The same user: a template's ``{{ user }}`` must not read the session
+            # again during the render (that would read as personal).
+            user._wrapped = session
     return found
 
 
