@@ -88,7 +88,9 @@ def site(settings: Any, redis_server: RedisServer) -> Iterator[Any]:
     cache._mode.flush()
 
 
-def make_visitor(kind: str, name: str, login: str | None = None, token: str | None = None) -> Visitor:
+def make_visitor(
+    kind: str, name: str, login: str | None = None, token: str | None = None
+) -> Visitor:
     """A visitor with their own session (a cart), pref cookie and CSRF cookie."""
     client: Any = Client() if kind == "sync" else AsyncClient()
     visitor = Visitor(name, client, login or token)
@@ -113,7 +115,7 @@ def make_visitor(kind: str, name: str, login: str | None = None, token: str | No
     if visitor.user is not None:
         visitor.secrets["user"] = visitor.user
     if token is not None:
-        visitor.headers["Authorization"] = f"Token {token}"
+        visitor.headers["X-Api-Key"] = token
     return visitor
 
 

@@ -26,5 +26,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard),
     path("async/", views.async_page),
     path("django-cache-page/", views.django_cache_page),
+    path("binary/", views.binary),
+    path("async-binary/", views.async_binary),
     *privacy.urlpatterns,
 ]
