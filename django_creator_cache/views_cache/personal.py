@@ -18,7 +18,7 @@ replaying it would replay a cookie, a one-time message, a token or a write.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.middleware import get_user as session_user
@@ -59,12 +59,12 @@ async def ausers(request: HttpRequest) -> list[Any]:
     """
     found: list[Any] = []
     user = getattr(request, "user", None)
-    session_lazy = user is not None and _unevaluated(user) and _is_session_lazy(user)
-    if user is not None and _unevaluated(user):
-        if not session_lazy:
-            _add(found, await sync_to_async(_authenticated)(user))
-    else:
+    lazy = _unevaluated(user)
+    session_lazy = lazy and _is_session_lazy(user)
+    if not lazy:
         _add(found, user)
+    elif not session_lazy:
+        _add(found, await sync_to_async(_authenticated)(user))
     auser = getattr(request, "auser", None)
     if auser is not None:
         session = await auser()
@@ -72,7 +72,7 @@ async def ausers(request: HttpRequest) -> list[Any]:
         if session_lazy:
             # The same user: a template's ``{{ user }}`` must not read the session
             # again during the render (that would read as personal).
-            user._wrapped = session
+            cast("SimpleLazyObject[Any]", user)._wrapped = session
     return found
 
 
