@@ -110,7 +110,7 @@ class RedisCache(AsyncMixin, StructuresMixin, BaseCache):  # type: ignore[misc]
             if opts.compressor
             else None
         )
-        return Codec(serializer, compressor)
+        return Codec(serializer, compressor, opts.signing_keys)
 
     @cached_property
     def _incr_script(self) -> Any:
