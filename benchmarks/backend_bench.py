@@ -9,6 +9,12 @@ Candidates, all on the same server, each under its own key prefix:
 * ``django-redis``: ``django_redis.cache.RedisCache``;
 * ``django``: Django's ``django.core.cache.backends.redis.RedisCache``.
 
+One extra row, ``get hit 100 B signed``, measures signed values
+(``OPTIONS["SIGNING_KEY"]``): there ``ours`` reads through a second alias with
+signing on, the others (which cannot sign) repeat their plain 100 B get hit. Its
+cost is reported as the median over rounds of ours signed / ours unsigned (the two
+rows run one after the other in every round).
+
 The script starts its own redis-server (``--save "" --appendonly no``, free port on
 127.0.0.1, temp dir) and stops it at the end. By default the benchmark process and the
 server are pinned to the same CPU: on a 2-core machine a one-connection request/reply loop
@@ -51,6 +57,8 @@ if str(REPO) not in sys.path:
 
 CANDIDATES = ("raw", "ours", "django-redis", "django")
 ALIASES = {"ours": "ours", "django-redis": "django_redis", "django": "django_builtin"}
+SIGNED_ALIAS = "ours_signed"
+SIGNING_KEY = "benchmark-signing-key-" + "k" * 32
 PREFIXES = {"raw": "raw", "ours": "ours", "django-redis": "djr", "django": "dj"}
 TIMEOUT = 300
 BULK = 50
@@ -66,14 +74,18 @@ class Row:
     size: str | None
     # Iterations per timed cell = --iterations // divisor (the slow rows do fewer calls).
     divisor: int
+    # ``ours`` reads through the alias with signed values (the others cannot sign).
+    signed: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.op} {self.size}" if self.size else self.op
+        label = f"{self.op} {self.size}" if self.size else self.op
+        return f"{label} signed" if self.signed else label
 
 
 ROWS = (
     Row("get hit", "100 B", 1),
+    Row("get hit", "100 B", 1, signed=True),
     Row("get hit", "10 KB", 1),
     Row("get miss", None, 1),
     Row("set", "100 B", 1),
@@ -194,6 +206,12 @@ def configure_django(url: str) -> None:
             "LOCATION": url,
             "KEY_PREFIX": PREFIXES[name],
         }
+    caches[SIGNED_ALIAS] = {
+        "BACKEND": backends["ours"],
+        "LOCATION": url,
+        "KEY_PREFIX": "ourss",
+        "OPTIONS": {"SIGNING_KEY": SIGNING_KEY},
+    }
     settings.configure(
         DEBUG=False,
         USE_TZ=True,
@@ -249,8 +267,9 @@ class Workload:
     checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
 
 
-def prepare(cache: Any) -> Workload:
-    """Write the keys the reads need and bind one zero-argument callable per row."""
+def prepare(cache: Any, signed: Any = None) -> Workload:
+    """Write the keys the reads need and bind one zero-argument callable per row
+    (``signed``: the cache the signed rows read through, if this candidate has one)."""
     values = {size: payload(n) for size, n in SIZES.items()}
     work = Workload(cache, values)
     for row in ROWS:
@@ -258,8 +277,9 @@ def prepare(cache: Any) -> Workload:
         tag = (row.size or "").replace(" ", "")
         if row.op == "get hit":
             key = f"hit{tag}"
-            cache.set(key, value, None)
-            work.calls[row.label] = partial(cache.get, key)
+            reader = signed if row.signed and signed is not None else cache
+            reader.set(key, value, None)
+            work.calls[row.label] = partial(reader.get, key)
             work.checks[row.label] = partial(_equals, value)
         elif row.op == "get miss":
             cache.get("absent")  # never set
@@ -453,10 +473,19 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         kwargs = client.connection_pool.connection_kwargs
         if (kwargs.get("host"), int(kwargs.get("port", 0))) != (server.host, server.port):
             raise SystemExit(f"{name} is not connected to the benchmark server: {kwargs}")
+    from django.core.cache import caches
+
+    signed = caches[SIGNED_ALIAS]
     for name, cache in candidates.items():
         verify(name, cache, raw_client)
+    verify("ours signed", signed, raw_client)
+    if not raw_client.get(signed.make_key("verify")).startswith(b"\xffS1"):
+        raise SystemExit("ours signed: the stored value is not signed")
     meta = versions(clients)
-    workloads = {name: prepare(cache) for name, cache in candidates.items()}
+    workloads = {
+        name: prepare(cache, signed if name == "ours" else None)
+        for name, cache in candidates.items()
+    }
     iterations = {row.label: max(args.iterations // row.divisor, 10) for row in ROWS}
 
     print(f"# backend benchmark: {len(CANDIDATES)} candidates, {args.rounds} rounds", flush=True)
@@ -497,6 +526,12 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         raise SystemExit("the Redis server is empty: nothing was stored")
 
     text, rows = table(results)
+    signed_ratio = statistics.median(
+        s / u
+        for s, u in zip(
+            results["get hit 100 B signed"]["ours"], results["get hit 100 B"]["ours"], strict=True
+        )
+    )
     pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
     print()
     print(text)
@@ -506,6 +541,10 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         "django-redis {django-redis}, Redis {redis-server}".format(**meta)
     )
     print("Parsers: " + ", ".join(f"{k}={v}" for k, v in meta["parsers"].items()))
+    print(
+        f"Signed values: get hit 100 B signed / unsigned (ours) = {signed_ratio:.3f} "
+        f"({(1 - signed_ratio) * 100:+.1f}% slower), median of per-round ratios"
+    )
     print(f"Pinned: {pinned}")
     print(
         f"Method: {args.rounds} rounds; in each, every row is run by every candidate in "
@@ -523,6 +562,7 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
             "iterations": iterations,
             "versions": meta,
             "rows": rows,
+            "signed_over_unsigned_get_hit_100B": signed_ratio,
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     return 0
