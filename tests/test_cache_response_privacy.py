@@ -238,3 +238,24 @@ def test_a_token_user_on_an_async_or_sync_view_is_not_stored_as_the_anonymous_pa
     assert (first["X-Cache"], second["X-Cache"]) == ("SKIP", "MISS")
     assert "shows bob" in first.content.decode()
     assert "shows anonymous" in second.content.decode()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_shared_page_that_middleware_adds_a_cookie_to_is_private_downstream(
+    site: Any, settings: Any, kind: str
+) -> None:
+    """``SESSION_SAVE_EVERY_REQUEST``: every response sets the visitor's session cookie. The
+    page is still shared here, but says ``private`` so no proxy keeps it with that cookie."""
+    settings.SESSION_SAVE_EVERY_REQUEST = True
+    first, second = make_visitor(kind, "first"), make_visitor(kind, "second")
+    url = f"/privacy/{kind}/shared/plain/"
+    responses = run(kind, site, [(first, url), (second, url)], with_message=False)
+    assert [r["X-Cache"] for r in responses] == ["MISS", "HIT"]
+    for visitor, response in zip((first, second), responses, strict=True):
+        cookie = response.cookies[django_settings.SESSION_COOKIE_NAME].value
+        assert cookie == visitor.secrets["session"]
+        assert "private" in response["Cache-Control"]
+        assert "public" not in response["Cache-Control"]
+    settings.SESSION_SAVE_EVERY_REQUEST = False
+    (third,) = run(kind, site, [(make_visitor(kind, "third"), url)], with_message=False)
+    assert third["X-Cache"] == "HIT" and "public" in third["Cache-Control"]

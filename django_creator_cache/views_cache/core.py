@@ -120,19 +120,26 @@ def _query(request: HttpRequest, vary: bool | frozenset[str]) -> str:
 
 
 def mark(
-    response: HttpResponseBase, state: str, options: PageOptions, max_age: float | None = None
+    response: HttpResponseBase,
+    state: str,
+    options: PageOptions,
+    max_age: float | None = None,
+    request: HttpRequest | None = None,
 ) -> HttpResponseBase:
     """Set ``X-Cache``; on a cached page also ``Cache-Control`` and ``Vary``.
 
     ``max-age`` is what is left of the entry's life, so a browser or proxy never
-    keeps the page longer than we do; ``private`` when the page is per user.
+    keeps the page longer than we do; ``private`` when the page is per user, or
+    when a middleware will add this visitor's cookie to it (``request``), so no
+    shared cache downstream keeps that cookie.
     """
     response["X-Cache"] = state
     if state == SKIP:
         return response
     if options.vary_on_headers:
         patch_vary_headers(response, options.vary_on_headers)
-    control: dict[str, Any] = {"private": True} if options.vary_on_user else {"public": True}
+    private = options.vary_on_user or (request is not None and personal.cookie_coming(request))
+    control: dict[str, Any] = {"private": True} if private else {"public": True}
     if max_age is not None:
         control["max_age"] = max(int(max_age), 0)
     patch_cache_control(response, **control)

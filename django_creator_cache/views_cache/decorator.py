@@ -175,7 +175,7 @@ def respond(
     if key is None:
         return core.mark(render(), SKIP, options)
     value = cache.get(key)
-    hit = _served(value, options)
+    hit = _served(value, options, request)
     if hit is not None:
         return hit
     if _render_unstored(value, request):
@@ -198,7 +198,7 @@ async def arespond(
     if key is None:
         return core.mark(await render(), SKIP, options)
     value = await cache.aget(key)
-    hit = _served(value, options)
+    hit = _served(value, options, request)
     if hit is not None:
         return hit
     if _render_unstored(value, request):
@@ -258,7 +258,7 @@ class _Fill:
             else:
                 # Whoever held the lock may have stored the page between our miss and now.
                 value = self.cache.get(self.key)
-            hit = _served(value, self.options)
+            hit = _served(value, self.options, self.request)
             if hit is not None or value == PASS:
                 self._release()
             if hit is not None:
@@ -288,7 +288,7 @@ class _Fill:
                 value = await self._await(self.lock)
             else:
                 value = await self.cache.aget(self.key)
-            hit = _served(value, self.options)
+            hit = _served(value, self.options, self.request)
             if hit is not None or value == PASS:
                 await self._arelease()
             if hit is not None:
@@ -317,7 +317,7 @@ class _Fill:
                 self._leave_pass()
                 return core.mark(response, SKIP, self.options)
             self.cache.set(self.key, page, self.ttl, **self._set_options())
-            return core.mark(response, MISS, self.options, self.ttl)
+            return core.mark(response, MISS, self.options, self.ttl, self.request)
         finally:
             self._release()
 
@@ -329,7 +329,7 @@ class _Fill:
                 await self._aleave_pass()
                 return core.mark(response, SKIP, self.options)
             await self.cache.aset(self.key, page, self.ttl, **self._set_options())
-            return core.mark(response, MISS, self.options, self.ttl)
+            return core.mark(response, MISS, self.options, self.ttl, self.request)
         finally:
             await self._arelease()
 
@@ -409,12 +409,12 @@ def _pause(delay: float, left: float) -> float:
     return min(delay * random.uniform(0.8, 1.2), left)
 
 
-def _served(value: Any, options: PageOptions) -> HttpResponseBase | None:
+def _served(value: Any, options: PageOptions, request: HttpRequest) -> HttpResponseBase | None:
     page = entry.decode(value)
     if page is None:
         return None
     response, remaining = page
-    return core.mark(response, HIT, options, remaining)
+    return core.mark(response, HIT, options, remaining, request)
 
 
 def _deferred(response: HttpResponseBase) -> bool:

@@ -21,6 +21,7 @@ import re
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.middleware import get_user as session_user
 from django.contrib.messages import get_messages
 from django.http import HttpRequest, HttpResponseBase
@@ -135,6 +136,19 @@ class Watch:
         read = bool(session.accessed)
         session.accessed = read or self.accessed
         return read, bool(session.modified) and not self.modified
+
+
+def cookie_coming(request: HttpRequest) -> bool:
+    """Whether a middleware will set this visitor's cookie on the response: the session
+    saved (written, or ``SESSION_SAVE_EVERY_REQUEST`` with a session), a CSRF cookie due."""
+    if request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        return True
+    session = getattr(request, "session", None)
+    if session is None:
+        return False
+    if session.modified:
+        return True
+    return bool(settings.SESSION_SAVE_EVERY_REQUEST) and not session.is_empty()
 
 
 # -- what the response says --------------------------------------------------------------
