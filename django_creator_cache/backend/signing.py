@@ -21,6 +21,7 @@ they are not signed, and ``int()`` is all that ever reads them.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from ..exceptions import CorruptValue
 
 MAGIC = b"\xffS1"  # starts no pickle, JSON, msgpack map, integer or compressed frame
 TAG_SIZE = 16
+_BLOCK = 64  # SHA-256's block size, in bytes
 _HEAD = len(MAGIC) + TAG_SIZE
 _LABEL = b"django_creator_cache.backend.signing: signed values"
 MIN_KEY_LENGTH = 32
@@ -43,6 +45,27 @@ def derive(secret: str | bytes) -> bytes:
     return hmac.digest(raw, _LABEL, "sha256")
 
 
+class _Key:
+    """HMAC-SHA256 (RFC 2104) with the padded key hashed once: each tag then costs two
+    hash copies, where ``hmac.digest`` sets OpenSSL up anew on every call (3x slower)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def tag(self, data: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(data)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:TAG_SIZE]
+
+
 class Signer:
     """Signs encoded values with the first key; verifies with any of them."""
 
@@ -51,20 +74,20 @@ class Signer:
     def __init__(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise ValueError("Signer needs at least one key")
-        self._keys = tuple(keys)
+        self._keys = tuple(_Key(key) for key in keys)
         self._sign_key = self._keys[0]
 
     def sign(self, data: bytes) -> bytes:
-        return b"".join((MAGIC, hmac.digest(self._sign_key, data, "sha256")[:TAG_SIZE], data))
+        return b"".join((MAGIC, self._sign_key.tag(data), data))
 
     def unsign(self, raw: bytes) -> bytes:
         """The encoded bytes inside ``raw``; raises ``CorruptValue`` unless a key signed them."""
-        if raw[: len(MAGIC)] != MAGIC or len(raw) < _HEAD:
+        if not raw.startswith(MAGIC) or len(raw) < _HEAD:
             raise CorruptValue("unsigned value refused (this cache only reads signed values)")
         tag = raw[len(MAGIC) : _HEAD]
         data = raw[_HEAD:]
         for key in self._keys:
-            if hmac.compare_digest(hmac.digest(key, data, "sha256")[:TAG_SIZE], tag):
+            if hmac.compare_digest(key.tag(data), tag):
                 return data
         raise CorruptValue(
             "signature does not verify (value altered, or signed with a key no longer listed)"
