@@ -261,3 +261,23 @@ def test_a_shared_page_that_middleware_adds_a_cookie_to_is_private_downstream(
     settings.SESSION_SAVE_EVERY_REQUEST = False
     (third,) = run(kind, site, [(make_visitor(kind, "third"), url)], with_message=False)
     assert third["X-Cache"] == "HIT" and "public" in third["Cache-Control"]
+
+
+def test_users_without_a_primary_key_are_told_apart_by_name_or_not_cached() -> None:
+    """A token middleware's user object need not be a model: its username keys the page;
+    with neither a pk nor a name, no per-user key can be built and the cache is skipped."""
+    from types import SimpleNamespace
+
+    from django_creator_cache.views_cache import personal
+
+    def api_user(name: str) -> Any:
+        return SimpleNamespace(is_authenticated=True, pk=None, get_username=lambda: name)
+
+    first, second = api_user("first"), api_user("second")
+    assert personal.identity([first]) != personal.identity([second])
+    assert personal.identity([first]) == personal.identity([api_user("first")])
+    assert personal.identity([api_user("")]) is None
+    found: list[Any] = []
+    for user in (first, api_user("first"), second):
+        personal._add(found, user)
+    assert found == [first, second]

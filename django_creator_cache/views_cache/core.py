@@ -99,7 +99,10 @@ def page_key(
     if settings.USE_TZ:
         parts.append(get_current_timezone_name())
     if options.vary_on_user:
-        parts.append(personal.identity(users))
+        who = personal.identity(users)
+        if who is None:  # a user we cannot tell from another
+            return None
+        parts.append(who)
     text = "\x1f".join(parts).encode("utf-8", "surrogateescape")
     digest = hashlib.blake2b(text, digest_size=16).hexdigest()
     manager = getattr(cache, "keys_manager", None)

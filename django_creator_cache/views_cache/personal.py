@@ -77,15 +77,28 @@ async def ausers(request: HttpRequest) -> list[Any]:
     return found
 
 
-def identity(found: list[Any]) -> str:
-    """The part of a page key that names the visitor ("" for anonymous)."""
-    return "|".join(str(user.pk) for user in found)
+def identity(found: list[Any]) -> str | None:
+    """The part of a page key that names the visitor ("" for anonymous), or None when
+    a user has neither a primary key nor a username to tell them apart by."""
+    names = [_name(user) for user in found]
+    if None in names:
+        return None
+    return "|".join(sorted(set(cast(list[str], names))))
+
+
+def _name(user: Any) -> str | None:
+    pk = getattr(user, "pk", None)
+    if pk is not None:
+        return f"pk:{pk}"
+    get_username = getattr(user, "get_username", None)
+    username = get_username() if callable(get_username) else None
+    return f"name:{username}" if username else None
 
 
 def _add(found: list[Any], user: Any) -> None:
     if user is None or not bool(getattr(user, "is_authenticated", False)):
         return
-    if all(other.pk != user.pk for other in found):
+    if all(other is not user and _name(other) != _name(user) for other in found):
         found.append(user)
 
 
