@@ -94,8 +94,12 @@ def cache_response(
     ``invalidate_prefix(prefix)`` or ``invalidate_prefix(f"{prefix}:{name}")``
     drops them. ``tags``: strings, or a function ``(request, *args, **kwargs)``
     returning them. ``vary_on_user``: one entry per user (``private``);
-    without it, requests of authenticated users neither read nor write the
-    cache. ``vary_on_headers``: request headers whose values vary the page.
+    without it, requests of authenticated users (``request.user`` or the
+    session's) neither read nor write the cache. A page the view made personal
+    (session read, ``private``, ``Vary: Cookie``) is kept only under a user's own
+    key; one that sets a cookie, writes the session, uses the CSRF token or
+    messages, or forbids caching is never stored (``personal.verdict``).
+    ``vary_on_headers``: request headers whose values vary the page.
     ``vary_on_query``: the whole query string (sorted; default), ``False``, or the
     names of the parameters that matter. ``key_func(request, *args, **kwargs)``:
     replaces URL, query and headers in the key; returning None skips the cache.
