@@ -9,6 +9,12 @@ Candidates, all on the same server, each under its own key prefix:
 * ``django-redis``: ``django_redis.cache.RedisCache``;
 * ``django``: Django's ``django.core.cache.backends.redis.RedisCache``.
 
+One extra row, ``get hit 100 B signed``, measures signed values
+(``OPTIONS["SIGNING_KEY"]``): there ``ours`` reads through a second alias with
+signing on, the others (which cannot sign) repeat their plain 100 B get hit, and a
+fifth runner, ours unsigned, takes its turn in the same alternating slices. The
+cost of signing is the median over rounds of ours signed / ours unsigned in that row.
+
 The script starts its own redis-server (``--save "" --appendonly no``, free port on
 127.0.0.1, temp dir) and stops it at the end. By default the benchmark process and the
 server are pinned to the same CPU: on a 2-core machine a one-connection request/reply loop
@@ -50,7 +56,11 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 CANDIDATES = ("raw", "ours", "django-redis", "django")
+# Runs the signed row beside the candidates: our backend without signing.
+UNSIGNED = "ours unsigned"
 ALIASES = {"ours": "ours", "django-redis": "django_redis", "django": "django_builtin"}
+SIGNED_ALIAS = "ours_signed"
+SIGNING_KEY = "benchmark-signing-key-" + "k" * 32
 PREFIXES = {"raw": "raw", "ours": "ours", "django-redis": "djr", "django": "dj"}
 TIMEOUT = 300
 BULK = 50
@@ -66,14 +76,18 @@ class Row:
     size: str | None
     # Iterations per timed cell = --iterations // divisor (the slow rows do fewer calls).
     divisor: int
+    # ``ours`` reads through the alias with signed values (the others cannot sign).
+    signed: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.op} {self.size}" if self.size else self.op
+        label = f"{self.op} {self.size}" if self.size else self.op
+        return f"{label} signed" if self.signed else label
 
 
 ROWS = (
     Row("get hit", "100 B", 1),
+    Row("get hit", "100 B", 1, signed=True),
     Row("get hit", "10 KB", 1),
     Row("get miss", None, 1),
     Row("set", "100 B", 1),
@@ -194,6 +208,12 @@ def configure_django(url: str) -> None:
             "LOCATION": url,
             "KEY_PREFIX": PREFIXES[name],
         }
+    caches[SIGNED_ALIAS] = {
+        "BACKEND": backends["ours"],
+        "LOCATION": url,
+        "KEY_PREFIX": "ourss",
+        "OPTIONS": {"SIGNING_KEY": SIGNING_KEY},
+    }
     settings.configure(
         DEBUG=False,
         USE_TZ=True,
@@ -249,8 +269,9 @@ class Workload:
     checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
 
 
-def prepare(cache: Any) -> Workload:
-    """Write the keys the reads need and bind one zero-argument callable per row."""
+def prepare(cache: Any, signed: Any = None) -> Workload:
+    """Write the keys the reads need and bind one zero-argument callable per row
+    (``signed``: the cache the signed rows read through, if this candidate has one)."""
     values = {size: payload(n) for size, n in SIZES.items()}
     work = Workload(cache, values)
     for row in ROWS:
@@ -258,8 +279,9 @@ def prepare(cache: Any) -> Workload:
         tag = (row.size or "").replace(" ", "")
         if row.op == "get hit":
             key = f"hit{tag}"
-            cache.set(key, value, None)
-            work.calls[row.label] = partial(cache.get, key)
+            reader = signed if row.signed and signed is not None else cache
+            reader.set(key, value, None)
+            work.calls[row.label] = partial(reader.get, key)
             work.checks[row.label] = partial(_equals, value)
         elif row.op == "get miss":
             cache.get("absent")  # never set
@@ -453,38 +475,50 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         kwargs = client.connection_pool.connection_kwargs
         if (kwargs.get("host"), int(kwargs.get("port", 0))) != (server.host, server.port):
             raise SystemExit(f"{name} is not connected to the benchmark server: {kwargs}")
+    from django.core.cache import caches
+
+    signed = caches[SIGNED_ALIAS]
     for name, cache in candidates.items():
         verify(name, cache, raw_client)
+    verify("ours signed", signed, raw_client)
+    if not raw_client.get(signed.make_key("verify")).startswith(b"\xffS1"):
+        raise SystemExit("ours signed: the stored value is not signed")
     meta = versions(clients)
-    workloads = {name: prepare(cache) for name, cache in candidates.items()}
+    workloads = {
+        name: prepare(cache, signed if name == "ours" else None)
+        for name, cache in candidates.items()
+    }
+    workloads[UNSIGNED] = prepare(candidates["ours"])
+    runners = {row.label: CANDIDATES + ((UNSIGNED,) if row.signed else ()) for row in ROWS}
     iterations = {row.label: max(args.iterations // row.divisor, 10) for row in ROWS}
 
     print(f"# backend benchmark: {len(CANDIDATES)} candidates, {args.rounds} rounds", flush=True)
     started = time.perf_counter()
     # Warm-up: every cell once at a quarter of its size (connections, caches, Lua scripts).
     for row in ROWS:
-        for name in CANDIDATES:
+        for name in runners[row.label]:
             run_cell(workloads[name].calls[row.label], max(iterations[row.label] // 4, 5))
 
     results: dict[str, dict[str, list[float]]] = {
-        row.label: {name: [] for name in CANDIDATES} for row in ROWS
+        row.label: {name: [] for name in runners[row.label]} for row in ROWS
     }
     for round_no in range(args.rounds):
         gc.collect()
         for row in ROWS:
             per_slice = max(iterations[row.label] // args.slices, 1)
-            elapsed = dict.fromkeys(CANDIDATES, 0.0)
+            names = runners[row.label]
+            elapsed = dict.fromkeys(names, 0.0)
             for slice_no in range(args.slices):
                 # Candidates alternate slice by slice, in an order rotated every slice and
                 # every round: a noisy neighbour then slows them all alike.
-                shift = (round_no + slice_no) % len(CANDIDATES)
-                for name in CANDIDATES[shift:] + CANDIDATES[:shift]:
+                shift = (round_no + slice_no) % len(names)
+                for name in names[shift:] + names[:shift]:
                     work = workloads[name]
                     seconds, last = run_cell(work.calls[row.label], per_slice)
                     if not work.checks[row.label](last):
                         raise SystemExit(f"{name} {row.label}: unexpected result {last!r}")
                     elapsed[name] += seconds
-            for name in CANDIDATES:
+            for name in names:
                 results[row.label][name].append(per_slice * args.slices / elapsed[name])
         print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     duration = time.perf_counter() - started
@@ -497,6 +531,8 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         raise SystemExit("the Redis server is empty: nothing was stored")
 
     text, rows = table(results)
+    signed_row = results["get hit 100 B signed"]
+    signed_ratio = median_ratio(signed_row, "ours", UNSIGNED)
     pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
     print()
     print(text)
@@ -506,6 +542,11 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         "django-redis {django-redis}, Redis {redis-server}".format(**meta)
     )
     print("Parsers: " + ", ".join(f"{k}={v}" for k, v in meta["parsers"].items()))
+    print(
+        f"Signed values: get hit 100 B, ours signed / ours unsigned in the same slices = "
+        f"{signed_ratio:.3f} ops/s ({(1 / signed_ratio - 1) * 100:.1f}% more time a call), "
+        "median of per-round ratios"
+    )
     print(f"Pinned: {pinned}")
     print(
         f"Method: {args.rounds} rounds; in each, every row is run by every candidate in "
@@ -523,6 +564,7 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
             "iterations": iterations,
             "versions": meta,
             "rows": rows,
+            "signed_over_unsigned_get_hit_100B": signed_ratio,
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
     return 0

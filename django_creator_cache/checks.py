@@ -2,7 +2,8 @@
 
 IDs: ``django_creator_cache.E001`` invalid ``CACHES`` entry (URL, mode,
 options), ``E002`` unknown serializer, ``E003`` unknown compressor, ``E004``
-invalid package setting (negative TTL, bad number), ``W001`` unknown OPTIONS key.
+invalid package setting (negative TTL, bad number), ``E005`` bad ``SIGNED`` /
+``SIGNING_KEY`` option, ``W001`` unknown OPTIONS key.
 Rate limiting: ``E020`` ``RATELIMIT_TRUSTED_PROXIES``, ``E021`` ``RATELIMIT_IPV4_PREFIX`` /
 ``RATELIMIT_IPV6_PREFIX``, ``E022`` ``RATELIMIT_VIEW``, ``E023`` ``RATELIMIT_CACHE``
 (see ``ratelimit.config``).
@@ -22,6 +23,7 @@ from django.utils.module_loading import import_string
 from . import conf
 from .backend.codec import COMPRESSORS, SERIALIZERS, resolve_path
 from .backend.options import KNOWN_OPTIONS, resolve
+from .backend.signing import keys_from_options
 from .ratelimit import config as ratelimit_config
 
 BACKEND_PATHS = (
@@ -44,6 +46,12 @@ def check_caches(**kwargs: Any) -> list[checks.CheckMessage]:
         if entry.get("BACKEND") not in BACKEND_PATHS:
             continue
         where = f"CACHES[{alias!r}]"
+        raw_options = entry.get("OPTIONS") or {}
+        try:
+            keys_from_options(raw_options if isinstance(raw_options, dict) else {})
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(f"{where}: {exc}", id="django_creator_cache.E005"))
+            continue
         try:
             options = resolve(entry.get("LOCATION", ""), entry.get("OPTIONS") or {})
         except (ImproperlyConfigured, TypeError, ValueError) as exc:

@@ -16,7 +16,7 @@ from django.test import AsyncClient, Client, RequestFactory
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from django_creator_cache.views_cache import cache_response
+from django_creator_cache.views_cache import cache_response, entry
 from django_creator_cache.views_cache.core import PASS
 from tests.conftest import Target
 from tests.testapp import views
@@ -62,8 +62,10 @@ def test_miss_stores_and_hit_serves_with_headers(cache: Any, client: Client) -> 
 def test_max_age_on_a_hit_is_the_entry_remaining_life(cache: Any, client: Client) -> None:
     client.get("/page/")
     (key,) = cache.keys("views:page:*")
-    entry = cache.get(key)
-    cache.set(key, (*entry[:5], entry[5] - 45, entry[6]), 15)  # stored 45 s ago
+    page = entry.decode(cache.get(key))
+    assert page is not None
+    stored_45_s_ago = entry.encode(page[0], 60, text=False, stored_at=time.time() - 45)
+    cache.set(key, stored_45_s_ago, 15)
     hit = client.get("/page/")
     assert hit["X-Cache"] == "HIT"
     assert 13 <= max_age(hit) <= 15

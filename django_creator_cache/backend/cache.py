@@ -172,7 +172,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
             if opts.compressor
             else None
         )
-        return Codec(serializer, compressor)
+        return Codec(serializer, compressor, opts.signing_keys)
 
     @cached_property
     def local_tier(self) -> LocalTier | None:

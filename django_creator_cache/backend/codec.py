@@ -3,12 +3,14 @@
 Integers are stored as plain Redis integers (so ``INCRBY`` works on them);
 everything else is serialised and, above a size threshold, compressed. The
 byte layout is django-redis's, so a site can switch backends without losing
-what is already cached.
+what is already cached. With signing on (``signing``), every encoded value also
+carries an HMAC, checked before the bytes reach the decompressor or serializer.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -19,6 +21,7 @@ from django_redis.serializers.base import BaseSerializer
 from django_redis.serializers.pickle import PickleSerializer
 
 from ..exceptions import CorruptValue, PickleSerializationError, SerializationError
+from .signing import Signer
 
 SERIALIZERS = {
     "pickle": "django_redis.serializers.pickle.PickleSerializer",
@@ -58,14 +61,25 @@ def load_compressor(name: str, min_length: int, options: dict[str, Any]) -> Base
 class Codec:
     """Turns Python values into Redis bytes and back, for one cache alias."""
 
-    __slots__ = ("_compressor", "_dumps", "_loads", "serializer_name")
+    __slots__ = ("_compressor", "_dumps", "_loads", "_signer", "serializer_name")
 
-    def __init__(self, serializer: BaseSerializer, compressor: BaseCompressor | None) -> None:
+    def __init__(
+        self,
+        serializer: BaseSerializer,
+        compressor: BaseCompressor | None,
+        signing_keys: Sequence[bytes] = (),
+    ) -> None:
         self._dumps = serializer.dumps
         # Skip a Python frame per value for the default serializer.
         self._loads = pickle.loads if type(serializer) is PickleSerializer else serializer.loads
         self._compressor = compressor
+        # None: unsigned, byte for byte what django-redis writes and reads.
+        self._signer = Signer(signing_keys) if signing_keys else None
         self.serializer_name = type(serializer).__name__
+
+    @property
+    def signed(self) -> bool:
+        return self._signer is not None
 
     def encode(self, value: Any, key: str = "") -> bytes | int:
         """Encode ``value`` for ``key``; raises ``SerializationError`` if it can't be."""
@@ -89,13 +103,18 @@ class Codec:
             ) from exc
         if self._compressor is not None:
             data = self._compressor.compress(data)
+        if self._signer is not None:
+            return self._signer.sign(bytes(data))
         return bytes(data)
 
     def decode(self, raw: bytes) -> Any:
-        """Decode bytes read from Redis; raises ``CorruptValue`` on foreign data."""
+        """Decode bytes read from Redis; raises ``CorruptValue`` on foreign data (and,
+        signed, on anything no listed key signed: those bytes are never deserialized)."""
         if raw and raw[0] in _INT_START:
             with suppress(ValueError):
                 return int(raw)
+        if self._signer is not None:
+            raw = self._signer.unsign(raw)
         try:
             if self._compressor is not None:
                 with suppress(CompressorError):

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
+from . import signing
 from .codec import DEFAULT_COMPRESS_MIN_LENGTH
 
 MODES = ("single", "sentinel", "cluster")
@@ -27,8 +28,8 @@ KNOWN_OPTIONS = frozenset(
         "MODE",
         "PARSER_CLASS", "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS",
         "RETRY_ATTEMPTS", "RETRY_DELAY", "REVERSE_KEY_FUNCTION", "SENTINELS", "SENTINEL_KWARGS",
-        "SERIALIZER", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT", "STATS_FLUSH_INTERVAL",
-        "STRICT", "USERNAME",
+        "SERIALIZER", "SIGNED", "SIGNING_KEY", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT",
+        "STATS_FLUSH_INTERVAL", "STRICT", "USERNAME",
     }
 )  # fmt: skip
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -159,6 +160,8 @@ class BackendOptions:
     sentinel_kwargs: dict[str, Any] = field(default_factory=dict)
     username: str | None = None
     password: str | None = None
+    # HMAC keys derived from OPTIONS SIGNING_KEY / SIGNED (see ``signing``); () = unsigned.
+    signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -244,5 +247,6 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
         sentinel_kwargs=dict(options.get("SENTINEL_KWARGS") or {}),
         username=options.get("USERNAME"),
         password=options.get("PASSWORD"),
+        signing_keys=signing.keys_from_options(options),
         raw=options,
     )

@@ -32,7 +32,7 @@ from ..backend.cache import RedisCache
 from ..cache_aside import ComputeLock
 from ..invalidation.index import track_prefixes
 from ..ttl import TTLLike, parse_ttl
-from . import core
+from . import core, entry, personal
 from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -94,8 +94,12 @@ def cache_response(
     ``invalidate_prefix(prefix)`` or ``invalidate_prefix(f"{prefix}:{name}")``
     drops them. ``tags``: strings, or a function ``(request, *args, **kwargs)``
     returning them. ``vary_on_user``: one entry per user (``private``);
-    without it, requests of authenticated users neither read nor write the
-    cache. ``vary_on_headers``: request headers whose values vary the page.
+    without it, requests of authenticated users (``request.user`` or the
+    session's) neither read nor write the cache. A page the view made personal
+    (session read, ``private``, ``Vary: Cookie``) is kept only under a user's own
+    key; one that sets a cookie, writes the session, uses the CSRF token or
+    messages, or forbids caching is never stored (``personal.verdict``).
+    ``vary_on_headers``: request headers whose values vary the page.
     ``vary_on_query``: the whole query string (sorted; default), ``False``, or the
     names of the parameters that matter. ``key_func(request, *args, **kwargs)``:
     replaces URL, query and headers in the key; returning None skips the cache.
@@ -138,19 +142,18 @@ def cache_response(
 
             async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 _check_request(request)
-                auser = getattr(request, "auser", None)
                 safe = request.method in _SAFE_METHODS
-                user = await auser() if auser is not None and safe else None
+                users = await personal.ausers(request) if safe else []
                 render = functools.partial(func, request, *args, **kwargs)
-                return await arespond(options, view_id, request, user, render, args, kwargs)
+                return await arespond(options, view_id, request, users, render, args, kwargs)
 
             return cast(V, functools.wraps(func)(async_view))
 
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             _check_request(request)
             render = functools.partial(func, request, *args, **kwargs)
-            user = getattr(request, "user", None)
-            return respond(options, view_id, request, user, render, args, kwargs)
+            users = personal.users(request) if request.method in _SAFE_METHODS else []
+            return respond(options, view_id, request, users, render, args, kwargs)
 
         return cast(V, functools.wraps(func)(sync_view))
 
@@ -165,46 +168,46 @@ def respond(
     options: PageOptions,
     view_id: str,
     request: HttpRequest,
-    user: Any,
+    users: list[Any],
     render: Render,
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
     """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
     cache = caches[options.alias]
-    key = _key(cache, options, view_id, request, user, args, kwargs)
+    key = _key(cache, options, view_id, request, users, args, kwargs)
     if key is None:
         return core.mark(render(), SKIP, options)
     value = cache.get(key)
-    hit = _served(value, options)
+    hit = _served(value, options, request)
     if hit is not None:
         return hit
     if _render_unstored(value, request):
         return core.mark(render(), SKIP, options)
-    return _Fill(cache, key, options, request, args, kwargs).run(render)
+    return _Fill(cache, key, options, request, users, args, kwargs).run(render)
 
 
 async def arespond(
     options: PageOptions,
     view_id: str,
     request: HttpRequest,
-    user: Any,
+    users: list[Any],
     render: ARender,
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
     """``respond`` for async views, on the cache's async methods."""
     cache = caches[options.alias]
-    key = _key(cache, options, view_id, request, user, args, kwargs)
+    key = _key(cache, options, view_id, request, users, args, kwargs)
     if key is None:
         return core.mark(await render(), SKIP, options)
     value = await cache.aget(key)
-    hit = _served(value, options)
+    hit = _served(value, options, request)
     if hit is not None:
         return hit
     if _render_unstored(value, request):
         return core.mark(await render(), SKIP, options)
-    return await _Fill(cache, key, options, request, args, kwargs).arun(render)
+    return await _Fill(cache, key, options, request, users, args, kwargs).arun(render)
 
 
 def _key(
@@ -212,13 +215,13 @@ def _key(
     options: PageOptions,
     view_id: str,
     request: HttpRequest,
-    user: Any,
+    users: list[Any],
     args: Any,
     kwargs: Any,
 ) -> str | None:
     if request.method not in _SAFE_METHODS:
         return None
-    return core.page_key(cache, options, view_id, request, user, args, kwargs)
+    return core.page_key(cache, options, view_id, request, users, args, kwargs)
 
 
 def _render_unstored(value: Any, request: HttpRequest) -> bool:
@@ -235,6 +238,7 @@ class _Fill:
         key: str,
         options: PageOptions,
         request: HttpRequest,
+        users: list[Any],
         args: Any,
         kwargs: Any,
     ) -> None:
@@ -242,6 +246,9 @@ class _Fill:
         self.key = key
         self.options = options
         self.request = request
+        # A personal page may be kept for this visitor: their own key, under vary_on_user.
+        self.own_key = options.vary_on_user and bool(users)
+        self.watch: personal.Watch | None = None
         self.args = args
         self.kwargs = kwargs
         self.ttl = options.timeout(cache)
@@ -255,16 +262,18 @@ class _Fill:
             else:
                 # Whoever held the lock may have stored the page between our miss and now.
                 value = self.cache.get(self.key)
-            hit = _served(value, self.options)
+            hit = _served(value, self.options, self.request)
             if hit is not None or value == PASS:
                 self._release()
             if hit is not None:
                 return hit
             if value == PASS:  # its render could not be stored: ours may differ, do not store
                 return core.mark(render(), SKIP, self.options)
+        self.watch = personal.Watch(self.request)
         try:
             response = render()
         except BaseException:
+            self.watch.finish()
             self._leave_pass()
             self._release()
             raise
@@ -283,16 +292,18 @@ class _Fill:
                 value = await self._await(self.lock)
             else:
                 value = await self.cache.aget(self.key)
-            hit = _served(value, self.options)
+            hit = _served(value, self.options, self.request)
             if hit is not None or value == PASS:
                 await self._arelease()
             if hit is not None:
                 return hit
             if value == PASS:
                 return core.mark(await render(), SKIP, self.options)
+        self.watch = personal.Watch(self.request)
         try:
             response = await render()
         except BaseException:
+            self.watch.finish()
             await self._aleave_pass()
             await self._arelease()
             raise
@@ -305,32 +316,40 @@ class _Fill:
     def store(self, response: HttpResponseBase) -> HttpResponseBase:
         """Store ``response`` if it may be shared, mark it, and let the waiters go."""
         try:
-            entry = self._entry(response)
-            if entry is None:
+            page = self._entry(response)
+            if page is None:
                 self._leave_pass()
                 return core.mark(response, SKIP, self.options)
-            self.cache.set(self.key, entry, self.ttl, **self._set_options())
-            return core.mark(response, MISS, self.options, self.ttl)
+            self.cache.set(self.key, page, self.ttl, **self._set_options())
+            return core.mark(response, MISS, self.options, self.ttl, self.request)
         finally:
             self._release()
 
     async def astore(self, response: HttpResponseBase) -> HttpResponseBase:
         """``store`` on the cache's async methods."""
         try:
-            entry = self._entry(response)
-            if entry is None:
+            page = self._entry(response)
+            if page is None:
                 await self._aleave_pass()
                 return core.mark(response, SKIP, self.options)
-            await self.cache.aset(self.key, entry, self.ttl, **self._set_options())
-            return core.mark(response, MISS, self.options, self.ttl)
+            await self.cache.aset(self.key, page, self.ttl, **self._set_options())
+            return core.mark(response, MISS, self.options, self.ttl, self.request)
         finally:
             await self._arelease()
 
-    def _entry(self, response: HttpResponseBase) -> tuple[Any, ...] | None:
-        """What to store for ``response``, or None if it may not be shared."""
-        if not core.storable(self.options, self.request, response):
+    def _entry(self, response: HttpResponseBase) -> bytes | str | None:
+        """What to store for ``response``, or None if it may not be kept under this key
+        (see ``personal.verdict``: shared pages anywhere, personal ones under the
+        visitor's own key only)."""
+        read, written = self.watch.finish() if self.watch is not None else (False, False)
+        options = self.options
+        if response.streaming or response.status_code not in options.statuses:
             return None
-        return core.to_entry(cast(HttpResponse, response), self.ttl)
+        verdict = personal.verdict(self.request, response, options.vary_on_headers, read, written)
+        if verdict is None or (verdict == personal.PERSONAL and not self.own_key):
+            return None
+        text = not entry.stores_bytes(self.cache)
+        return entry.encode(cast(HttpResponse, response), self.ttl, text=text)
 
     def _set_options(self) -> dict[str, Any]:
         if isinstance(self.cache, RedisCache):
@@ -394,12 +413,12 @@ def _pause(delay: float, left: float) -> float:
     return min(delay * random.uniform(0.8, 1.2), left)
 
 
-def _served(value: Any, options: PageOptions) -> HttpResponseBase | None:
-    page = core.from_entry(value)
+def _served(value: Any, options: PageOptions, request: HttpRequest) -> HttpResponseBase | None:
+    page = entry.decode(value)
     if page is None:
         return None
     response, remaining = page
-    return core.mark(response, HIT, options, remaining)
+    return core.mark(response, HIT, options, remaining, request)
 
 
 def _deferred(response: HttpResponseBase) -> bool:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import privacy, views
 
 urlpatterns = [
     path("page/", views.page),
@@ -26,4 +26,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard),
     path("async/", views.async_page),
     path("django-cache-page/", views.django_cache_page),
+    path("binary/", views.binary),
+    path("async-binary/", views.async_binary),
+    *privacy.urlpatterns,
 ]

@@ -160,3 +160,21 @@ dashboard = cache_response(ttl=60, prefix="dashboard", name="main")(Dashboard.as
 def django_cache_page(request: HttpRequest) -> HttpResponse:
     """The same page under Django's ``cache_page``, for comparing command counts."""
     return HttpResponse(f"page render {rendered('django')}")
+
+
+BINARY_BODY = bytes(range(256)) * 4
+
+
+@cache_response(ttl=60, name="binary", statuses={203})
+def binary(request: HttpRequest) -> HttpResponse:
+    """A binary body, a status and reason of its own, a header beyond ASCII."""
+    rendered("binary")
+    response = HttpResponse(BINARY_BODY, status=203, content_type="application/octet-stream")
+    response.reason_phrase = "Partly Yours"
+    response["X-Menu"] = "café crème"
+    return response
+
+
+@cache_response(ttl=60, name="async-binary", statuses={203})
+async def async_binary(request: HttpRequest) -> HttpResponse:
+    return binary.__wrapped__(request)  # type: ignore[attr-defined, no-any-return]
