@@ -29,7 +29,7 @@ from django.test import AsyncClient, Client
 from django_creator_cache.sessions import SessionStore
 from django_creator_cache.views_cache import entry
 from django_creator_cache.views_cache.core import PASS
-from tests.conftest import single_entry
+from tests.conftest import flush, single_entry
 from tests.redis_servers import RedisServer
 from tests.testapp import views
 from tests.testapp.privacy import KINDS, SCENARIOS, VARIANTS
@@ -84,10 +84,10 @@ def site(settings: Any, redis_server: RedisServer) -> Iterator[Any]:
     settings.SESSION_ENGINE = "django_creator_cache.sessions"
     settings.MIDDLEWARE = MIDDLEWARE
     cache = caches["default"]
-    cache._mode.flush()
+    flush(cache)
     views.RENDERS.clear()
     yield cache
-    cache._mode.flush()
+    flush(cache)
 
 
 def make_visitor(

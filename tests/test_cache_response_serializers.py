@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import caches
 from django.test import AsyncClient, Client
 
-from tests.conftest import single_entry
+from tests.conftest import flush, single_entry
 from tests.redis_servers import RedisServer
 from tests.testapp import views
 
@@ -28,10 +28,10 @@ def cache(
         options |= {"COMPRESSOR": compressor, "COMPRESS_MIN_LENGTH": 16}
     settings.CACHES = {"default": single_entry(redis_server, **options)}
     backend = caches["default"]
-    backend._mode.flush()
+    flush(backend)
     views.RENDERS.clear()
     yield backend
-    backend._mode.flush()
+    flush(backend)
 
 
 def same_page(miss: Any, hit: Any) -> None:

@@ -93,14 +93,14 @@ def test_a_planted_pickle_is_a_miss_and_never_runs(
         options["LOCAL_TIER"] = {"MAX_STALENESS": 1.0}
     cache = configure(settings, flushed, **options)
     if local_tier:
-        assert cache._local.wait_serving(2)
+        assert cache.local_tier.wait_serving(2)
     marker = tmp_path / "pwned"
     plant(flushed, cache, "planted", pickle.dumps(Touch(str(marker))))
-    corrupt = cache._counters.corrupt  # counters are per alias and process
+    corrupt = cache.runtime.counters.corrupt  # counters are per alias and process
     with caplog.at_level(logging.WARNING, logger="django_creator_cache"):
         assert READERS[read](cache) == "default"
     assert not marker.exists()
-    assert cache._counters.corrupt == corrupt + 1
+    assert cache.runtime.counters.corrupt == corrupt + 1
     assert "unsigned value refused" in caplog.text
     assert NEW not in caplog.text
     assert flushed.client().exists(cache.make_key("planted")) == 0  # dropped
@@ -121,7 +121,7 @@ def test_without_signing_the_same_pickle_runs(
 
 def test_a_tampered_or_resigned_value_is_a_miss(settings: Any, flushed: RedisServer) -> None:
     cache = configure(settings, flushed, SIGNING_KEY=NEW)
-    corrupt = cache._counters.corrupt
+    corrupt = cache.runtime.counters.corrupt
     cache.set("k", "campaign")
     full = cache.make_key("k")
     raw = flushed.client().get(full)
@@ -131,7 +131,7 @@ def test_a_tampered_or_resigned_value_is_a_miss(settings: Any, flushed: RedisSer
     forged = signing.Signer([signing.derive("attacker-key-" + "a" * 32)]).sign(raw[19:])
     flushed.client().set(full, forged)
     assert cache.get("k") is None
-    assert cache._counters.corrupt == corrupt + 2
+    assert cache.runtime.counters.corrupt == corrupt + 2
 
 
 def test_every_path_reads_what_it_signed(settings: Any, flushed: RedisServer) -> None:
@@ -160,10 +160,10 @@ def test_rotation(settings: Any, flushed: RedisServer) -> None:
     rotated.set_many({"fresh": "written under the new key", "probe": "new"})
     assert configure(settings, flushed, SIGNING_KEY=OLD).get("probe") is None  # new signs
     retired = configure(settings, flushed, SIGNING_KEY=NEW)
-    corrupt = retired._counters.corrupt
+    corrupt = retired.runtime.counters.corrupt
     assert retired.get("fresh") == "written under the new key"
     assert retired.get("k") is None  # old key removed: no longer verifies
-    assert retired._counters.corrupt == corrupt + 1
+    assert retired.runtime.counters.corrupt == corrupt + 1
 
 
 def test_signed_true_uses_secret_key_and_its_fallbacks(settings: Any, flushed: RedisServer) -> None:

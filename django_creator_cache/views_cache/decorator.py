@@ -7,10 +7,10 @@ single-flight ``get_or_set`` uses) and renders, the others poll for the page.
 A render that may not be stored leaves a short ``PASS`` mark instead, so the
 waiters render on their own at once rather than queue behind the lock.
 
-Async views take the same path on the backend's native async methods
-(redis.asyncio in the request's event loop, ``asyncio.sleep`` while waiting):
-no thread, and the view's coroutine is awaited where it was called. The rules
-(key, what may be stored, hit/PASS decisions) are shared with the sync path.
+Async views take the same flow (written once, ``sync_async``) on the cache's
+native async methods (redis.asyncio in the request's event loop,
+``asyncio.sleep`` while waiting): no thread, and the view's coroutine is awaited
+where it was called.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from .. import conf
+from .. import conf, sync_async
 from ..backend.cache import RedisCache
 from ..cache_aside import ComputeLock
 from ..invalidation.index import track_prefixes
+from ..sync_async import Both, Flow
 from ..ttl import TTLLike, parse_ttl
 from . import core, entry, personal
 from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
@@ -174,17 +175,7 @@ def respond(
     kwargs: Any,
 ) -> HttpResponseBase:
     """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
-    cache = caches[options.alias]
-    key = _key(cache, options, view_id, request, users, args, kwargs)
-    if key is None:
-        return core.mark(render(), SKIP, options)
-    value = cache.get(key)
-    hit = _served(value, options, request)
-    if hit is not None:
-        return hit
-    if _render_unstored(value, request):
-        return core.mark(render(), SKIP, options)
-    return _Fill(cache, key, options, request, users, args, kwargs).run(render)
+    return sync_async.run(_respond(options, view_id, request, users, render, args, kwargs))
 
 
 async def arespond(
@@ -196,18 +187,33 @@ async def arespond(
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
-    """``respond`` for async views, on the cache's async methods."""
+    """``respond`` for async views: the same flow on the cache's async methods."""
+    flow = _respond(options, view_id, request, users, render, args, kwargs)
+    return await sync_async.arun(flow)
+
+
+def _respond(
+    options: PageOptions,
+    view_id: str,
+    request: HttpRequest,
+    users: list[Any],
+    render: Callable[[], Any],
+    args: Any,
+    kwargs: Any,
+) -> Flow[HttpResponseBase]:
     cache = caches[options.alias]
+    rendered = Both.of(render, render)
     key = _key(cache, options, view_id, request, users, args, kwargs)
     if key is None:
-        return core.mark(await render(), SKIP, options)
-    value = await cache.aget(key)
+        return core.mark((yield rendered), SKIP, options)
+    value = yield Both.of(cache.get, cache.aget, key)
     hit = _served(value, options, request)
     if hit is not None:
         return hit
     if _render_unstored(value, request):
-        return core.mark(await render(), SKIP, options)
-    return await _Fill(cache, key, options, request, users, args, kwargs).arun(render)
+        return core.mark((yield rendered), SKIP, options)
+    fill = _Fill(cache, key, options, request, users, args, kwargs)
+    return (yield from fill.flow(rendered))
 
 
 def _key(
@@ -255,87 +261,55 @@ class _Fill:
         # Other backends (DummyCache in development, say) store pages, unlocked and untagged.
         self.lock = ComputeLock(cache, key, None) if isinstance(cache, RedisCache) else None
 
-    def run(self, render: Render) -> HttpResponseBase:
-        if self.lock is not None:
-            if self.lock.acquire() is False:
-                value = self._wait(self.lock)
+    def flow(self, rendered: Both) -> Flow[HttpResponseBase]:
+        lock = self.lock
+        if lock is not None:
+            if (yield Both.of(lock.acquire, lock.aacquire)) is False:
+                value = yield from self._wait(lock)
             else:
                 # Whoever held the lock may have stored the page between our miss and now.
-                value = self.cache.get(self.key)
+                value = yield Both.of(self.cache.get, self.cache.aget, self.key)
             hit = _served(value, self.options, self.request)
             if hit is not None or value == PASS:
-                self._release()
+                yield from self._release()
             if hit is not None:
                 return hit
             if value == PASS:  # its render could not be stored: ours may differ, do not store
-                return core.mark(render(), SKIP, self.options)
+                return core.mark((yield rendered), SKIP, self.options)
         self.watch = personal.Watch(self.request)
         try:
-            response = render()
-        except BaseException:
+            response = yield rendered
+        except Exception:
             self.watch.finish()
-            self._leave_pass()
-            self._release()
+            yield from self._leave_pass()
+            yield from self._release()
             raise
         if _deferred(response):
             # A TemplateResponse renders after the view returns (template response
-            # middleware first): store it then. If that render raises, the lock is
-            # left to expire (CACHE_LOCK_TIMEOUT) and waiters take over after it.
+            # middleware first, in a thread for an async view): stored then, by the sync
+            # flow. If that render raises, the lock is left to expire (CACHE_LOCK_TIMEOUT)
+            # and waiters take over after it.
             cast(Any, response).add_post_render_callback(self.store)
-            return response
-        return self.store(response)
-
-    async def arun(self, render: ARender) -> HttpResponseBase:
-        """``run`` for an async view: the same steps on the cache's async methods."""
-        if self.lock is not None:
-            if await self.lock.aacquire() is False:
-                value = await self._await(self.lock)
-            else:
-                value = await self.cache.aget(self.key)
-            hit = _served(value, self.options, self.request)
-            if hit is not None or value == PASS:
-                await self._arelease()
-            if hit is not None:
-                return hit
-            if value == PASS:
-                return core.mark(await render(), SKIP, self.options)
-        self.watch = personal.Watch(self.request)
-        try:
-            response = await render()
-        except BaseException:
-            self.watch.finish()
-            await self._aleave_pass()
-            await self._arelease()
-            raise
-        if _deferred(response):
-            # Rendered later by Django's handler, in a thread: ``store`` (sync) runs then.
-            cast(Any, response).add_post_render_callback(self.store)
-            return response
-        return await self.astore(response)
+            return cast(HttpResponseBase, response)
+        return (yield from self._store(response))
 
     def store(self, response: HttpResponseBase) -> HttpResponseBase:
+        """Store a response rendered later (``TemplateResponse``), from the sync side."""
+        return sync_async.run(self._store(response))
+
+    def _store(self, response: HttpResponseBase) -> Flow[HttpResponseBase]:
         """Store ``response`` if it may be shared, mark it, and let the waiters go."""
         try:
             page = self._entry(response)
             if page is None:
-                self._leave_pass()
+                yield from self._leave_pass()
                 return core.mark(response, SKIP, self.options)
-            self.cache.set(self.key, page, self.ttl, **self._set_options())
+            set_page = functools.partial(self.cache.set, **self._set_options())
+            aset_page = functools.partial(self.cache.aset, **self._set_options())
+            yield Both.of(set_page, aset_page, self.key, page, self.ttl)
             return core.mark(response, MISS, self.options, self.ttl, self.request)
         finally:
-            self._release()
-
-    async def astore(self, response: HttpResponseBase) -> HttpResponseBase:
-        """``store`` on the cache's async methods."""
-        try:
-            page = self._entry(response)
-            if page is None:
-                await self._aleave_pass()
-                return core.mark(response, SKIP, self.options)
-            await self.cache.aset(self.key, page, self.ttl, **self._set_options())
-            return core.mark(response, MISS, self.options, self.ttl, self.request)
-        finally:
-            await self._arelease()
+            yield from self._release()
 
     def _entry(self, response: HttpResponseBase) -> bytes | str | None:
         """What to store for ``response``, or None if it may not be kept under this key
@@ -356,56 +330,29 @@ class _Fill:
             return {"tags": self.options.tags_for(self.request, self.args, self.kwargs)}
         return {}
 
-    def _deadline(self) -> float:
-        return time.monotonic() + (parse_ttl(conf.read("CACHE_LOCK_WAIT")) or 0.0)
-
-    def _wait(self, lock: ComputeLock) -> Any:
+    def _wait(self, lock: ComputeLock) -> Flow[Any]:
         """Poll until the page (or ``PASS``) appears, the lock is ours, or CACHE_LOCK_WAIT ends."""
-        deadline = self._deadline()
+        deadline = time.monotonic() + (parse_ttl(conf.read("CACHE_LOCK_WAIT")) or 0.0)
         delay = _FIRST_POLL
         while (left := deadline - time.monotonic()) > 0:
-            time.sleep(_pause(delay, left))
+            yield Both.of(time.sleep, asyncio.sleep, _pause(delay, left))
             delay = min(delay * _BACKOFF, _MAX_POLL)
-            value = self.cache.get(self.key)
-            if value is not None or lock.acquire() is not False:
+            value = yield Both.of(self.cache.get, self.cache.aget, self.key)
+            if value is not None or (yield Both.of(lock.acquire, lock.aacquire)) is not False:
                 return value
         return None
 
-    async def _await(self, lock: ComputeLock) -> Any:
-        """``_wait`` with ``asyncio.sleep``."""
-        deadline = self._deadline()
-        delay = _FIRST_POLL
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(_pause(delay, left))
-            delay = min(delay * _BACKOFF, _MAX_POLL)
-            value = await self.cache.aget(self.key)
-            if value is not None or await lock.aacquire() is not False:
-                return value
-        return None
-
-    def _pass_seconds(self) -> float | None:
-        """Seconds of the PASS mark to leave, or None when this caller holds no lock."""
+    def _leave_pass(self) -> Flow[None]:
+        """A render that may not be stored leaves a short PASS mark (if this caller holds
+        the lock), so the waiters render on their own at once."""
         if self.lock is None or not self.lock.held:
-            return None
-        return PASS_SECONDS if self.ttl is None else min(self.ttl, PASS_SECONDS)
+            return
+        seconds = PASS_SECONDS if self.ttl is None else min(self.ttl, PASS_SECONDS)
+        yield Both.of(self.cache.add, self.cache.aadd, self.key, PASS, seconds)
 
-    def _leave_pass(self) -> None:
-        seconds = self._pass_seconds()
-        if seconds is not None:
-            self.cache.add(self.key, PASS, seconds)
-
-    async def _aleave_pass(self) -> None:
-        seconds = self._pass_seconds()
-        if seconds is not None:
-            await self.cache.aadd(self.key, PASS, seconds)
-
-    def _release(self) -> None:
+    def _release(self) -> Flow[None]:
         if self.lock is not None:
-            self.lock.release()
-
-    async def _arelease(self) -> None:
-        if self.lock is not None:
-            await self.lock.arelease()
+            yield Both.of(self.lock.release, self.lock.arelease)
 
 
 def _pause(delay: float, left: float) -> float:

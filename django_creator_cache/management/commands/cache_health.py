@@ -11,31 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 
-from ... import health
+from ..aliases import AliasCommand
 
 
-class Command(BaseCommand):
+class Command(AliasCommand):
     help = "Check that every cache alias answers (exit status 0) or not (exit status 1)."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--alias",
-            action="append",
-            default=[],
-            metavar="ALIAS",
-            help="only this alias (repeat for more); default: every alias on this backend",
-        )
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
-
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            found = health.our_caches(options["alias"] or None)
-        except KeyError as exc:
-            raise CommandError(exc.args[0]) from None
-        if not found:
-            raise CommandError("no cache alias in CACHES uses django_creator_cache's RedisCache")
+        found = self.aliases(options)
         results = {}
         for alias, cache in found:
             checked = cache.health()

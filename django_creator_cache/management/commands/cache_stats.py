@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-
 from ... import health
+from ..aliases import AliasCommand
 
 
 def _bytes(value: Any) -> str:
@@ -70,26 +69,11 @@ def rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return table
 
 
-class Command(BaseCommand):
+class Command(AliasCommand):
     help = "Show hits, misses, hit rate, errors, keys, memory and health of each cache alias."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--alias",
-            action="append",
-            default=[],
-            metavar="ALIAS",
-            help="only this alias (repeat for more); default: every alias on this backend",
-        )
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
-
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            found = health.our_caches(options["alias"] or None)
-        except KeyError as exc:
-            raise CommandError(exc.args[0]) from None
-        if not found:
-            raise CommandError("no cache alias in CACHES uses django_creator_cache's RedisCache")
+        found = self.aliases(options)
         reports = {alias: health.report(cache) for alias, cache in found}
         if options["json"]:
             self.stdout.write(json.dumps(reports, indent=2, sort_keys=True, default=str))
