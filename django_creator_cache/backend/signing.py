@@ -34,7 +34,9 @@ from ..exceptions import CorruptValue
 MAGIC = b"\xffS1"  # starts no pickle, JSON, msgpack map, integer or compressed frame
 TAG_SIZE = 16
 _BLOCK = 64  # SHA-256's block size, in bytes
-_HEAD = len(MAGIC) + TAG_SIZE
+_MAGIC_SIZE = len(MAGIC)
+_HEAD = _MAGIC_SIZE + TAG_SIZE
+_same = hmac.compare_digest
 _LABEL = b"django_creator_cache.backend.signing: signed values"
 MIN_KEY_LENGTH = 32
 
@@ -82,12 +84,12 @@ class Signer:
 
     def unsign(self, raw: bytes) -> bytes:
         """The encoded bytes inside ``raw``; raises ``CorruptValue`` unless a key signed them."""
-        if not raw.startswith(MAGIC) or len(raw) < _HEAD:
+        if raw[:_MAGIC_SIZE] != MAGIC or len(raw) < _HEAD:
             raise CorruptValue("unsigned value refused (this cache only reads signed values)")
-        tag = raw[len(MAGIC) : _HEAD]
+        tag = raw[_MAGIC_SIZE:_HEAD]
         data = raw[_HEAD:]
         for key in self._keys:
-            if hmac.compare_digest(key.tag(data), tag):
+            if _same(key.tag(data), tag):
                 return data
         raise CorruptValue(
             "signature does not verify (value altered, or signed with a key no longer listed)"
