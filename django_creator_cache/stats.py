@@ -5,8 +5,9 @@ hash per alias every ``CACHE_STATS_FLUSH_INTERVAL`` seconds (one pipeline for
 all counters), so every process sees the site-wide totals while a get or a set
 pays only an integer increment. A process that exits flushes what it still
 holds (``atexit``), so a short-lived one (a management command, a job) counts
-too. The thread is stopped before ``os.fork()`` and started again after it in
-the parent: no thread is alive when a process forks (gunicorn ``--preload``).
+too. The thread is stopped before ``os.fork()``, so no thread is alive when a
+process forks (gunicorn ``--preload``); the child starts its own, the parent
+restarts it with its next backend instance.
 """
 
 from __future__ import annotations
@@ -159,9 +160,10 @@ class _Registry:
             thread.join(2.0)
 
     def after_fork_in_parent(self) -> None:
-        if self._resume_after_fork and not (self._thread and self._thread.is_alive()):
-            self._start_thread()
-        self._stopping = False
+        """Not restarted here: CPython counts the parent's threads after this hook, and a
+        thread started now is taken for one alive at the fork. The next backend instance
+        (each new thread has one) restarts it, and ``atexit`` flushes in any case."""
+        self._stopping = False  # a thread still in its last flush (join timed out) goes on
 
     def tick(self) -> None:
         """One round of the flusher thread: flush every alias, then run the hooks."""

@@ -34,7 +34,7 @@ from django.core.cache import cache
 def _run(server: RedisServer, body: str) -> subprocess.CompletedProcess[str]:
     script = SETUP.format(url=server.url) + textwrap.dedent(body)
     return subprocess.run(
-        [sys.executable, "-W", "error::DeprecationWarning", "-c", script],
+        [sys.executable, "-W", "always::DeprecationWarning", "-c", script],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -67,7 +67,7 @@ def test_a_process_that_exits_at_once_flushes_its_counts(own_redis_server: Redis
 def test_no_thread_is_alive_at_fork_and_the_child_flushes_its_own(
     own_redis_server: RedisServer,
 ) -> None:
-    """Python 3.12+ warns (here: fails, ``-W error``) when a threaded process forks."""
+    """Python 3.12+ warns when a threaded process forks (shown here: ``-W always``)."""
     done = _run(
         own_redis_server,
         """
@@ -81,12 +81,47 @@ def test_no_thread_is_alive_at_fork_and_the_child_flushes_its_own(
             sys.exit(0)  # a normal exit: atexit runs, as in a gunicorn worker
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        # The parent's flusher is back after the fork.
+        # The parent's next backend instance (a new thread has one) restarts its flusher.
+        from django.core.cache import caches
+        assert caches.create_connection("default").get("k") == 1
         assert any(t.name == "django-creator-cache-stats" for t in threading.enumerate())
         """,
     )
     assert done.returncode == 0, done.stderr
     assert "multi-threaded" not in done.stderr, done.stderr
     counts = _counts(own_redis_server)
-    # Parent: 1 set, 1 hit; child: 4 hits, never the parent's counts a second time.
-    assert (counts.get("sets"), counts.get("hits")) == (1, 5), counts
+    # Parent: 1 set, 2 hits; child: 4 hits, never the parent's counts a second time.
+    assert (counts.get("sets"), counts.get("hits")) == (1, 6), counts
+
+
+def test_a_process_with_a_local_tier_forks_with_no_thread_alive(
+    own_redis_server: RedisServer,
+) -> None:
+    """The local tier's tracking thread stops before the fork; both processes restart it."""
+    done = _run(
+        own_redis_server,
+        """
+        from django.core.cache import caches
+        from django.test.utils import override_settings
+
+        entry = dict(settings.CACHES["default"], OPTIONS={"LOCAL_TIER": True})
+        with override_settings(CACHES={"default": entry}):
+            tiered = caches["default"]
+            tiered.set("k", 1)
+            assert tiered.get("k") == 1
+            assert tiered._local is not None and tiered._local.wait_serving(10)
+            names = {t.name for t in threading.enumerate()}
+            assert any(n.startswith("django-creator-cache-tracking") for n in names), names
+            pid = os.fork()
+            if pid == 0:
+                tiered.get("k")
+                ok = tiered._local.wait_serving(10) and tiered.get("k") == 1
+                os._exit(0 if ok else 3)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            tiered.get("k")
+            assert tiered._local.wait_serving(10)  # the parent's tier is back too
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "multi-threaded" not in done.stderr, done.stderr
