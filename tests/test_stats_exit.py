@@ -109,18 +109,18 @@ def test_a_process_with_a_local_tier_forks_with_no_thread_alive(
             tiered = caches["default"]
             tiered.set("k", 1)
             assert tiered.get("k") == 1
-            assert tiered._local is not None and tiered._local.wait_serving(10)
+            assert tiered.local_tier is not None and tiered.local_tier.wait_serving(10)
             names = {t.name for t in threading.enumerate()}
             assert any(n.startswith("django-creator-cache-tracking") for n in names), names
             pid = os.fork()
             if pid == 0:
                 tiered.get("k")
-                ok = tiered._local.wait_serving(10) and tiered.get("k") == 1
+                ok = tiered.local_tier.wait_serving(10) and tiered.get("k") == 1
                 os._exit(0 if ok else 3)
             _, status = os.waitpid(pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0
             tiered.get("k")
-            assert tiered._local.wait_serving(10)  # the parent's tier is back too
+            assert tiered.local_tier.wait_serving(10)  # the parent's tier is back too
         """,
     )
     assert done.returncode == 0, done.stderr
