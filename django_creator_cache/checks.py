@@ -3,7 +3,11 @@
 IDs: ``django_creator_cache.E001`` invalid ``CACHES`` entry (URL, mode,
 options), ``E002`` unknown serializer, ``E003`` unknown compressor, ``E004``
 invalid package setting (negative TTL, bad number), ``E005`` bad ``SIGNED`` /
-``SIGNING_KEY`` option, ``W001`` unknown OPTIONS key.
+``SIGNING_KEY`` option, ``E006`` a duration setting (``REDIS_CONNECT_TIMEOUT``,
+``REDIS_COMMAND_TIMEOUT``, ``REDIS_RETRY_DELAY``, ``CACHE_HEALTH_TIMEOUT``,
+``CACHE_HEALTH_INTERVAL`` or the OPTIONS ``SOCKET_CONNECT_TIMEOUT``, ``SOCKET_TIMEOUT``,
+``RETRY_DELAY``) given as a bare number that is implausible in seconds
+(``conf.DURATION_LIMITS``), ``W001`` unknown OPTIONS key.
 Rate limiting: ``E020`` ``RATELIMIT_TRUSTED_PROXIES``, ``E021`` ``RATELIMIT_IPV4_PREFIX`` /
 ``RATELIMIT_IPV6_PREFIX``, ``E022`` ``RATELIMIT_VIEW``, ``E023`` ``RATELIMIT_CACHE``
 (see ``ratelimit.config``).
@@ -25,6 +29,8 @@ from .backend.codec import COMPRESSORS, SERIALIZERS, resolve_path
 from .backend.options import KNOWN_OPTIONS, resolve
 from .backend.signing import keys_from_options
 from .ratelimit import config as ratelimit_config
+
+_UNIT_HINT = "Give the unit: '500ms', '2s' (a bare number is seconds)."
 
 BACKEND_PATHS = (
     "django_creator_cache.backend.RedisCache",
@@ -54,6 +60,11 @@ def check_caches(**kwargs: Any) -> list[checks.CheckMessage]:
             continue
         try:
             options = resolve(entry.get("LOCATION", ""), entry.get("OPTIONS") or {})
+        except conf.ImplausibleDuration as exc:
+            errors.append(
+                checks.Error(f"{where}: {exc}", hint=_UNIT_HINT, id="django_creator_cache.E006")
+            )
+            continue
         except (ImproperlyConfigured, TypeError, ValueError) as exc:
             errors.append(checks.Error(f"{where}: {exc}", id="django_creator_cache.E001"))
             continue
@@ -94,9 +105,18 @@ def check_caches(**kwargs: Any) -> list[checks.CheckMessage]:
 
 def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
+    for name in conf.ttl_policy_settings():
+        if name not in conf.DEFAULTS:  # a policy of the project's own: CACHE_TTL_<NAME>
+            try:
+                conf.ttl_policy(name.removeprefix(conf.TTL_PREFIX).lower())
+            except ImproperlyConfigured as exc:
+                errors.append(checks.Error(str(exc), id="django_creator_cache.E004"))
     for name, default in conf.DEFAULTS.items():
         try:
             value = conf.read(name)
+        except conf.ImplausibleDuration as exc:
+            errors.append(checks.Error(str(exc), hint=_UNIT_HINT, id="django_creator_cache.E006"))
+            continue
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="django_creator_cache.E004"))
             continue

@@ -13,8 +13,11 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from . import durations
+
 T = TypeVar("T", int, float, bool, str)
 
+TTL_PREFIX = "CACHE_TTL_"
 TTL_POLICY_DEFAULTS: dict[str, int] = {
     "session": 86400,
     "view_tracking": 60,
@@ -60,6 +63,21 @@ DEFAULTS: dict[str, Any] = {
     **{f"CACHE_TTL_{name.upper()}": ttl for name, ttl in TTL_POLICY_DEFAULTS.items()},
 }
 
+# Duration settings: a number is seconds, a string may say its unit ("500ms", "2s"), a
+# timedelta is taken as is. The value is the largest *bare* number (no unit) accepted: other
+# cache layers take these in milliseconds, and 5000 read as seconds makes a call to a server
+# that accepts connections but never answers hang for 83 minutes. A timeout of a minute or
+# more is slower than any work a cache saves, and a retry backoff base of 5 s (doubling up to
+# 16x) would hold a request for minutes: bare numbers from there up are refused (system check
+# E006, ImproperlyConfigured at first use). With a unit ("90s") any value is taken as meant.
+DURATION_LIMITS: dict[str, float] = {
+    "REDIS_CONNECT_TIMEOUT": 60,
+    "REDIS_COMMAND_TIMEOUT": 60,
+    "REDIS_RETRY_DELAY": 5,
+    "CACHE_HEALTH_TIMEOUT": 60,
+    "CACHE_HEALTH_INTERVAL": 60,
+}
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -83,16 +101,88 @@ def _coerce(name: str, raw: Any, kind: type[T]) -> T:
         raise ImproperlyConfigured(f"{name} must be {kind.__name__}, got {raw!r}") from None
 
 
+class ImplausibleDuration(ImproperlyConfigured):
+    """A bare number that cannot be meant as seconds (most likely milliseconds)."""
+
+    def __init__(self, name: str, raw: Any, limit: float) -> None:
+        self.name = name
+        super().__init__(
+            f"{name} is {raw!r}, read as {raw} seconds: a bare number is seconds, and "
+            f"{limit:g} or more is implausible here (milliseconds meant?). "
+            f"Write '{raw}ms' for milliseconds, or '{raw}s' if you mean seconds."
+        )
+
+
+def duration(name: str, raw: Any, limit_of: str | None = None) -> float:
+    """``raw`` (the value of setting ``name``) in seconds; ``limit_of`` is the setting whose
+    plausibility limit applies (an OPTIONS key stands for a package setting)."""
+    try:
+        parsed = durations.parse(raw)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"{name} must be a duration: {durations.EXAMPLES}, got {raw!r}"
+        ) from None
+    if parsed.seconds < 0:
+        raise ImproperlyConfigured(f"{name} must not be negative, got {raw!r}")
+    limit = DURATION_LIMITS[limit_of or name]
+    if not parsed.explicit and parsed.seconds >= limit:
+        raise ImplausibleDuration(name, raw, limit)
+    return parsed.seconds
+
+
+def _raw(name: str) -> tuple[bool, Any]:
+    """``(found, value)`` of a setting: Django settings first, then the environment."""
+    if hasattr(settings, name):
+        return True, getattr(settings, name)
+    if name in os.environ:
+        return True, os.environ[name]
+    return False, None
+
+
 def read(name: str) -> Any:
     """Return the current value of one package setting, typed like its default."""
     default = DEFAULTS[name]
-    if hasattr(settings, name):
-        raw = getattr(settings, name)
-    elif name in os.environ:
-        raw = os.environ[name]
-    else:
+    found, raw = _raw(name)
+    if not found:
         return default
+    if name in DURATION_LIMITS:
+        return duration(name, raw)
+    if name.startswith(TTL_PREFIX):
+        return ttl_policy(name.removeprefix(TTL_PREFIX).lower())
     return _coerce(name, raw, type(default))
+
+
+def ttl_policy(name: str) -> int:
+    """Seconds of TTL policy ``name``: ``CACHE_TTL_<NAME>`` (Django settings, then the
+    environment; seconds or a duration such as ``"15m"``), else the built-in default.
+    ``KeyError`` for a name that is neither set nor built in (a typo must not pass)."""
+    setting = TTL_PREFIX + name.upper()
+    found, raw = _raw(setting)
+    if not found:
+        if name.lower() in TTL_POLICY_DEFAULTS:
+            return TTL_POLICY_DEFAULTS[name.lower()]
+        known = ", ".join(sorted(TTL_POLICY_DEFAULTS))
+        raise KeyError(f"unknown TTL policy {name!r}: set {setting} (built in: {known})")
+    try:
+        seconds = durations.parse(raw).seconds
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"{setting} must be whole seconds or a duration such as '15m', got {raw!r}"
+        ) from None
+    if seconds < 0:
+        raise ImproperlyConfigured(f"{setting} must not be negative, got {raw!r}")
+    if not seconds.is_integer():
+        raise ImproperlyConfigured(f"{setting} must be whole seconds, got {raw!r}")
+    return int(seconds)
+
+
+def ttl_policy_settings() -> list[str]:
+    """Every ``CACHE_TTL_<NAME>`` set in Django settings or the environment, and the
+    built-in ones."""
+    names = {TTL_PREFIX + name.upper() for name in TTL_POLICY_DEFAULTS}
+    names.update(n for n in dir(settings) if n.startswith(TTL_PREFIX) and n.isupper())
+    names.update(n for n in os.environ if n.startswith(TTL_PREFIX) and n.isupper())
+    return sorted(names)
 
 
 def is_ours(name: str) -> bool:

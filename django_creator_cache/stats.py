@@ -3,11 +3,16 @@
 Each process counts in memory; a daemon thread adds the deltas to one Redis
 hash per alias every ``CACHE_STATS_FLUSH_INTERVAL`` seconds (one pipeline for
 all counters), so every process sees the site-wide totals while a get or a set
-pays only an integer increment.
+pays only an integer increment. A process that exits flushes what it still
+holds (``atexit``), so a short-lived one (a management command, a job) counts
+too. The thread is stopped before ``os.fork()``, so no thread is alive when a
+process forks (gunicorn ``--preload``); the child starts its own, the parent
+restarts it with its next backend instance.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -96,6 +101,11 @@ class _Registry:
         self._interval = 5.0
         self._wake = threading.Event()
         self._hooks: list[Callable[[], None]] = []
+        # One flush at a time: the thread's and the one at exit must not send a delta twice.
+        self._flushing = threading.Lock()
+        self._stopping = False
+        self._resume_after_fork = False
+        self._exit_hook = False
 
     def add_hook(self, hook: Callable[[], None]) -> None:
         """Run ``hook()`` in the flusher thread after each periodic flush (history samples)."""
@@ -117,17 +127,43 @@ class _Registry:
         if self._thread is not None and self._thread.is_alive():
             return
         with self._lock:
+            if not self._exit_hook:
+                atexit.register(self.flush_all)
+                self._exit_hook = True
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="django-creator-cache-stats", daemon=True
-                )
-                self._thread.start()
+                self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="django-creator-cache-stats", daemon=True
+        )
+        self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.wait(self._interval)
             self._wake.clear()
+            if self._stopping:
+                return
             self.tick()
+
+    def before_fork(self) -> None:
+        """Stop the thread so none is alive across ``fork()`` (a child of a threaded
+        process may deadlock); waits at most for one flush in progress."""
+        thread = self._thread
+        self._resume_after_fork = thread is not None and thread.is_alive()
+        if self._resume_after_fork:
+            self._stopping = True
+            self._wake.set()
+            assert thread is not None
+            thread.join(2.0)
+
+    def after_fork_in_parent(self) -> None:
+        """Not restarted here: CPython counts the parent's threads after this hook, and a
+        thread started now is taken for one alive at the fork. The next backend instance
+        (each new thread has one) restarts it, and ``atexit`` flushes in any case."""
+        self._stopping = False  # a thread still in its last flush (join timed out) goes on
 
     def tick(self) -> None:
         """One round of the flusher thread: flush every alias, then run the hooks."""
@@ -139,21 +175,31 @@ class _Registry:
                 logger.exception("cache statistics hook %r failed", hook)
 
     def flush_all(self) -> None:
-        for counters in list(self._counters.values()):
-            flush(counters)
+        with self._flushing:
+            for counters in list(self._counters.values()):
+                flush(counters)
 
     def after_fork(self) -> None:
-        """A forked child has no flusher thread and must not re-add the parent's counts."""
+        """A forked child must not re-add the parent's counts; it gets a flusher thread of
+        its own if the parent had one."""
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._thread = None
+        self._stopping = False
         self._wake = threading.Event()
         for counters in self._counters.values():
             counters._flushed = counters.snapshot()
+        if self._resume_after_fork:  # the parent flushed periodically: so does the child
+            self._start_thread()
 
 
 registry = _Registry()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=registry.after_fork)
+    os.register_at_fork(
+        before=registry.before_fork,
+        after_in_parent=registry.after_fork_in_parent,
+        after_in_child=registry.after_fork,
+    )
 
 
 def flush(counters: Counters) -> bool:

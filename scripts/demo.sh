@@ -15,42 +15,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PYTHON="${PYTHON:-python3}"
 PORT="${PORT:-8000}"
-VENV="${VENV:-.venv}"
-
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-    echo "demo: $PYTHON not found; install Python 3.11 or newer (or set PYTHON=...)" >&2
-    exit 1
-fi
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    echo "demo: Python 3.11 or newer is needed, $PYTHON is $("$PYTHON" -V 2>&1)" >&2
-    exit 1
-fi
-
-# Use the current interpreter if pip may install into it, else a local virtualenv.
-if ! "$PYTHON" - <<'EOF'
-import os, sys, sysconfig
-in_venv = sys.prefix != sys.base_prefix
-managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
-try:
-    import pip  # noqa: F401
-except ImportError:
-    sys.exit(1)
-sys.exit(0 if in_venv or not managed else 1)
-EOF
-then
-    if [[ ! -x "$VENV/bin/python" ]]; then
-        echo "demo: creating a virtualenv in $VENV"
-        if ! "$PYTHON" -m venv "$VENV"; then
-            rm -rf "$VENV"
-            echo "demo: could not create a virtualenv; on Debian/Ubuntu run:" >&2
-            echo "    sudo apt-get install -y python3-venv" >&2
-            exit 1
-        fi
-    fi
-    PYTHON="$VENV/bin/python"
-fi
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+use_python demo
 
 echo "demo: installing django-creator-cache with the embedded extra"
 "$PYTHON" -m pip install --quiet -e ".[embedded]"

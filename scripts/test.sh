@@ -1,28 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what it needs, then runs pytest.
-# Tests start their own redis-server processes on free loopback ports; the
-# system's Redis service is never started.
+# The whole test suite on a fresh machine: installs what it needs, checks the code, then
+# runs pytest.
+#
+#   bash scripts/test.sh                 # ruff, mypy --strict, then the whole suite
+#   bash scripts/test.sh -x -k cluster   # extra arguments go to pytest
+#   bash scripts/test.sh -m "not redis"  # the layer that needs no Redis (seconds)
+#   LINT=0 bash scripts/test.sh ...      # skip ruff and mypy
+#   bash scripts/test.sh --matrix -t ci  # the versions matrix (nox; see noxfile.py)
+#
+# Needs Python 3.11+ (PYTHON=... to choose). Inside a virtualenv it installs there; on a
+# system Python that refuses pip installs (Debian's "externally managed" Python) it creates
+# ./.venv first (VENV=path to put it elsewhere), installing Debian's python3.X-venv if
+# needed (scripts/lib.sh).
+# Tests start their own redis-server processes on free loopback ports; the system's Redis
+# service is never started.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-
-# Installs Debian packages without starting any service they ship.
-apt_install() {
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    # policy-rc.d answering 101 stops Debian's maintainer scripts from starting the service.
-    created_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-        $SUDO chmod +x /usr/sbin/policy-rc.d
-        created_policy=1
-    fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "$@" >/dev/null
-    [ -n "$created_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
-    return 0
-}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+use_python test
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
     apt_install redis-server redis-tools
@@ -33,6 +29,18 @@ if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium fonts-liberation
 fi
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
+if [[ "${1:-}" == "--matrix" ]]; then
+    shift
+    "$PYTHON" -m pip install -q --disable-pip-version-check "nox>=2025.2"
+    exec "$PYTHON" -m nox "$@"
+fi
+
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,lint]"
 "$PYTHON" scripts/fetch_django_tests.py
+"$PYTHON" -c 'import sys, django; print("test: Python", sys.version.split()[0], "Django", django.get_version())'
+if [[ "${LINT:-1}" != "0" ]]; then
+    "$PYTHON" -m ruff check .
+    "$PYTHON" -m ruff format --check .
+    "$PYTHON" -m mypy django_creator_cache
+fi
 exec "$PYTHON" -m pytest "$@"

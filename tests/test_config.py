@@ -68,7 +68,7 @@ def test_checks_ignore_other_backends(settings: Any) -> None:
     ("name", "value", "expected"),
     [
         ("CACHE_TTL_SESSION", -1, "CACHE_TTL_SESSION must not be negative"),
-        ("REDIS_COMMAND_TIMEOUT", "soon", "REDIS_COMMAND_TIMEOUT must be float"),
+        ("REDIS_COMMAND_TIMEOUT", "soon", "REDIS_COMMAND_TIMEOUT must be a duration"),
         ("MAX_CACHE_KEY_LENGTH", 10, "MAX_CACHE_KEY_LENGTH must be at least 64"),
         ("CACHE_COMPRESSION_ENABLED", "maybe", "CACHE_COMPRESSION_ENABLED must be bool"),
     ],

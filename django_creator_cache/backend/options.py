@@ -73,6 +73,13 @@ def _number(options: dict[str, Any], name: str, setting: str, minimum: float = 0
     return float(raw)
 
 
+def _duration(options: dict[str, Any], name: str, setting: str) -> float:
+    """An OPTIONS duration (``"500ms"``, ``"2s"``, seconds), else the package setting."""
+    if name not in options:
+        return float(conf.read(setting))
+    return conf.duration(f"CACHES OPTIONS {name}", options[name], limit_of=setting)
+
+
 @dataclass(frozen=True)
 class LocalTierOptions:
     """``OPTIONS["LOCAL_TIER"]``: the in-process read tier (see ``local_tier``)."""
@@ -225,10 +232,10 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
         serializer=serializer,
         compressor=compressor,
         compress_min_length=int(options.get("COMPRESS_MIN_LENGTH", DEFAULT_COMPRESS_MIN_LENGTH)),
-        connect_timeout=_number(options, "SOCKET_CONNECT_TIMEOUT", "REDIS_CONNECT_TIMEOUT"),
-        command_timeout=_number(options, "SOCKET_TIMEOUT", "REDIS_COMMAND_TIMEOUT"),
+        connect_timeout=_duration(options, "SOCKET_CONNECT_TIMEOUT", "REDIS_CONNECT_TIMEOUT"),
+        command_timeout=_duration(options, "SOCKET_TIMEOUT", "REDIS_COMMAND_TIMEOUT"),
         retry_attempts=int(_number(options, "RETRY_ATTEMPTS", "REDIS_RETRY_ATTEMPTS")),
-        retry_delay=_number(options, "RETRY_DELAY", "REDIS_RETRY_DELAY"),
+        retry_delay=_duration(options, "RETRY_DELAY", "REDIS_RETRY_DELAY"),
         max_key_length=max_key_length,
         key_separator=separator,
         strict=bool(options.get("STRICT", False)),

@@ -90,7 +90,12 @@ def _reset_after_fork() -> None:
         tier._forked()  # the next reserve() restarts it in this process
 
 
+def _pause_before_fork() -> None:
+    for tier in list(_tiers.values()):
+        tier._pause_for_fork()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(before=_pause_before_fork, after_in_child=_reset_after_fork)
 
 __all__ = ["MISSING", "LocalTier", "shutdown_all", "tier_for"]

@@ -260,6 +260,18 @@ class LocalTier:
         self._tracker = _Tracker(self)
         self._tracker.start()
 
+    def _pause_for_fork(self) -> None:
+        """Before ``fork()``: no thread may be alive across it (a child of a threaded process
+        may deadlock), so stop tracking and serve nothing; the next read restarts the tier, in
+        the parent as in the child."""
+        tracker = self._tracker
+        if tracker is None:
+            return
+        self._tracker = None
+        tracker.stop()
+        self._lose()
+        self._pid = -1
+
     def _forked(self) -> None:
         """In a forked child: the parent's thread is gone and its sockets are shared;
         abandon them (never write to them) and serve nothing until restarted."""
