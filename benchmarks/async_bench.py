@@ -26,13 +26,9 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
 import os
 import pickle
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -40,11 +36,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import payload, start_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import median_ratio, payload
 
 CANDIDATES = ("raw", "ours", "django")
 PREFIXES = {"raw": "raw", "ours": "ours", "django": "dj"}
@@ -86,30 +80,9 @@ class RawAsync:
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "ours": {
-                "BACKEND": "django_creator_cache.backend.RedisCache",
-                "LOCATION": url,
-                "KEY_PREFIX": PREFIXES["ours"],
-            },
-            "django": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
-                "LOCATION": url,
-                "KEY_PREFIX": PREFIXES["django"],
-            },
-        },
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
+    harness.configure_django(
+        {name: harness.cache_entry(name, url, PREFIXES[name]) for name in CANDIDATES[1:]}
     )
-    django.setup()
 
 
 def calls_for(cache: Any, value: str) -> dict[str, Callable[[int, int], Awaitable[Any]]]:
@@ -143,65 +116,64 @@ async def cell(call: Callable[[int, int], Awaitable[Any]], tasks: int, calls: in
     return time.perf_counter() - started
 
 
-async def bench_loop(args: argparse.Namespace, candidates: dict[str, Any]) -> dict[str, Any]:
-    value = payload(100)
-    for cache in candidates.values():
-        await prepare(cache, value)
-    calls = {name: calls_for(cache, value) for name, cache in candidates.items()}
-    # Warm-up: pools fill up, the thread-hop executor starts.
-    for row in ROWS:
-        for name in CANDIDATES:
-            await cell(calls[name][row], args.tasks, max(args.calls // 5, 2))
-    results: dict[str, dict[str, list[float]]] = {r: {n: [] for n in CANDIDATES} for r in ROWS}
-    for round_no in range(args.rounds):
-        gc.collect()
+def bench_loop(args: Any, candidates: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    loop = asyncio.new_event_loop()
+    try:
+        value = payload(100)
+        for cache in candidates.values():
+            loop.run_until_complete(prepare(cache, value))
+        calls = {name: calls_for(cache, value) for name, cache in candidates.items()}
+        # Warm-up: pools fill up, the thread-hop executor starts.
         for row in ROWS:
-            shift = round_no % len(CANDIDATES)
+            for name in CANDIDATES:
+                loop.run_until_complete(cell(calls[name][row], args.tasks, max(args.calls // 5, 2)))
+
+        def run(row: str, name: str) -> tuple[int, float]:
             per_task = max(args.calls // DIVISORS.get(row, 1), 1)
-            for name in CANDIDATES[shift:] + CANDIDATES[:shift]:
-                seconds = await cell(calls[name][row], args.tasks, per_task)
-                results[row][name].append(args.tasks * per_task / seconds)
-        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    return results
+            seconds = loop.run_until_complete(cell(calls[name][row], args.tasks, per_task))
+            return args.tasks * per_task, seconds
+
+        # One cell per candidate and row a round (slices=1): the order rotates every round.
+        return harness.interleaved(ROWS, lambda row: CANDIDATES, run, rounds=args.rounds, slices=1)
+    finally:
+        loop.close()
 
 
-def table(results: dict[str, dict[str, list[float]]]) -> str:
-    lines = [
-        "| operation (100 tasks) | raw redis.asyncio ops/s | ours ops/s | Django RedisCache "
-        "ops/s | ours/Django | ours/raw |",
-        "|---|--:|--:|--:|--:|--:|",
-    ]
+def table(results: dict[str, dict[str, list[float]]], tasks: int) -> str:
+    rows = []
     for row, per in results.items():
-        median = {name: statistics.median(values) for name, values in per.items()}
-        over_django = statistics.median(
-            o / d for o, d in zip(per["ours"], per["django"], strict=True)
+        median = {name: harness.fmt_ops(statistics.median(v)) for name, v in per.items()}
+        rows.append(
+            [
+                row,
+                median["raw"],
+                median["ours"],
+                median["django"],
+                harness.fmt_ratio(median_ratio(per["ours"], per["django"])),
+                harness.fmt_ratio(median_ratio(per["ours"], per["raw"])),
+            ]
         )
-        over_raw = statistics.median(o / r for o, r in zip(per["ours"], per["raw"], strict=True))
-        lines.append(
-            f"| {row} | {median['raw']:,.0f} | {median['ours']:,.0f} | {median['django']:,.0f} "
-            f"| {over_django:.2f}x | {over_raw:.2f}x |"
-        )
-    return "\n".join(lines)
+    header = [
+        f"operation ({tasks} tasks)",
+        "raw redis.asyncio ops/s",
+        "ours ops/s",
+        "Django RedisCache ops/s",
+        "ours/Django",
+        "ours/raw",
+    ]
+    return harness.markdown_table(header, rows, "lrrrrr")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=5, pin=False)
     parser.add_argument("--tasks", type=int, default=100, help="concurrent tasks (default 100)")
     parser.add_argument("--calls", type=int, default=50, help="calls per task per cell")
-    parser.add_argument("--pin", action="store_true", help="pin this process and redis-server")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv, ("rounds", "tasks", "calls"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    cpu: int | None = None
-    if args.pin:
-        cpu = max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-    server = start_server(cpu)
-    try:
+    with harness.pinned_server(args) as (server, cpu):
         configure_django(server.url)
         from django.core.cache import caches
 
@@ -212,31 +184,23 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"# async benchmark: {args.tasks} tasks x {args.calls} calls, {args.rounds} rounds")
         started = time.perf_counter()
-        results = asyncio.run(bench_loop(args, candidates))
+        results = bench_loop(args, candidates)
         duration = time.perf_counter() - started
-        if candidates["ours"]._counters.errors:
-            raise SystemExit("our backend counted Redis errors during the run")
-        import django
-        import hiredis
-        import redis
+        harness.require_no_errors(candidates["ours"])
+        meta = harness.versions(("Django", "redis-py", "hiredis"), harness.server_version(server))
 
-        print()
-        print(table(results))
-        print()
-        print(
-            f"Versions: Python {platform.python_version()}, Django {django.get_version()}, "
-            f"redis-py {redis.__version__}, hiredis {hiredis.__version__}, "
-            f"Redis {server.info('server')['redis_version']}; CPUs: {len(os.sched_getaffinity(0))}"
-        )
-        print(f"Pinned: {f'yes, CPU {cpu}' if cpu is not None else 'no'}")
-        print(
-            f"Method: {args.rounds} rounds; each cell: {args.tasks} concurrent tasks x "
-            f"{args.calls} calls in one event loop; candidates alternate cell by cell "
-            "(order rotated); ratios per round, median over rounds."
-        )
-        print(f"Timed part: {duration:.0f} s. Command: {command}")
-    finally:
-        server.close()
+    print()
+    print(table(results, args.tasks))
+    print()
+    harness.footer(
+        meta,
+        pinned=f"{harness.pinned_text(cpu)}; CPUs: {len(os.sched_getaffinity(0))}",
+        method=f"{args.rounds} rounds; each cell: {args.tasks} concurrent tasks x "
+        f"{args.calls} calls in one event loop; candidates alternate cell by cell "
+        "(order rotated); ratios per round, median over rounds.",
+        seconds=duration,
+    )
+    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "ops_per_second": results})
     return 0
 
 

@@ -32,28 +32,20 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
-import gc
 import inspect
-import json
-import os
 import pickle
-import platform
-import shlex
-import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import fmt_ops, fmt_ratio, median_ratio, payload, run_cell
 
 CANDIDATES = ("raw", "ours", "django-redis", "django")
 # Runs the signed row beside the candidates: our backend without signing.
@@ -111,12 +103,6 @@ return false
 """
 
 
-def payload(size: int) -> str:
-    """A str of ``size`` ASCII characters (pickles to ``size`` + ~15 bytes)."""
-    text = "".join(chr(33 + (i * 7) % 90) for i in range(size))
-    return text[:size]
-
-
 # -- the raw redis-py floor -----------------------------------------------------------------
 
 
@@ -163,66 +149,15 @@ class RawRedis:
         return f"{self.prefix}:1:{key}"
 
 
-# -- redis-server ---------------------------------------------------------------------------
-
-
-def start_server(cpu: int | None) -> Any:
-    """A redis-server on a free port, pinned to ``cpu`` with taskset when given."""
-    from tests.redis_servers import RedisServer
-
-    class BenchServer(RedisServer):
-        def command_line(self) -> list[str]:
-            argv = super().command_line()
-            if cpu is None:
-                return argv
-            taskset = shutil.which("taskset") or "/usr/bin/taskset"
-            return [taskset, "-c", str(cpu), *argv]
-
-    server = BenchServer()
-    server.start()
-    if cpu is not None:
-        # taskset execs redis-server: same PID, so the pinning can be checked.
-        affinity = os.sched_getaffinity(server.pid)
-        if affinity != {cpu}:
-            server.close()
-            raise SystemExit(f"redis-server affinity is {affinity}, expected {{{cpu}}}")
-    return server
-
-
 # -- Django -----------------------------------------------------------------------------------
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    backends = {
-        "ours": "django_creator_cache.backend.RedisCache",
-        "django-redis": "django_redis.cache.RedisCache",
-        "django": "django.core.cache.backends.redis.RedisCache",
+    caches = {
+        ALIASES[name]: harness.cache_entry(name, url, PREFIXES[name]) for name in CANDIDATES[1:]
     }
-    for name, backend in backends.items():
-        caches[ALIASES[name]] = {
-            "BACKEND": backend,
-            "LOCATION": url,
-            "KEY_PREFIX": PREFIXES[name],
-        }
-    caches[SIGNED_ALIAS] = {
-        "BACKEND": backends["ours"],
-        "LOCATION": url,
-        "KEY_PREFIX": "ourss",
-        "OPTIONS": {"SIGNING_KEY": SIGNING_KEY},
-    }
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES=caches,
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
+    caches[SIGNED_ALIAS] = harness.cache_entry("ours", url, "ourss", {"SIGNING_KEY": SIGNING_KEY})
+    harness.configure_django(caches)
 
 
 def build_candidates(server: Any) -> dict[str, Any]:
@@ -353,120 +288,70 @@ def verify(name: str, cache: Any, raw_client: Any) -> None:
         raise SystemExit(f"{name}: incr() did not reach Redis")
 
 
-def run_cell(call: Callable[[], Any], iterations: int) -> tuple[float, Any]:
-    """Seconds for ``iterations`` calls, and the last call's result."""
-    start = time.perf_counter()
-    for _ in repeat(None, iterations - 1):
-        call()
-    last = call()
-    return time.perf_counter() - start, last
-
-
 # -- reporting ----------------------------------------------------------------------------------
-
-
-def fmt_ops(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def fmt_ratio(value: float) -> str:
-    return f"{value:.2f}x"
-
-
-def median_ratio(per_round: dict[str, list[float]], top: str, bottom: str) -> float:
-    return statistics.median(a / b for a, b in zip(per_round[top], per_round[bottom], strict=True))
 
 
 def table(results: dict[str, dict[str, list[float]]]) -> tuple[str, list[dict[str, Any]]]:
     header = (
-        "| operation | raw redis-py ops/s | ours ops/s | ours/raw | django-redis/raw "
-        "| Django RedisCache/raw | ours/django-redis |"
+        "operation",
+        "raw redis-py ops/s",
+        "ours ops/s",
+        "ours/raw",
+        "django-redis/raw",
+        "Django RedisCache/raw",
+        "ours/django-redis",
     )
-    lines = [header, "|" + "---|" * 7]
-    rows = []
+    lines, rows = [], []
     for row in ROWS:
         per_round = results[row.label]
         medians = {name: statistics.median(per_round[name]) for name in CANDIDATES}
         ratios = {
-            "ours/raw": median_ratio(per_round, "ours", "raw"),
-            "django-redis/raw": median_ratio(per_round, "django-redis", "raw"),
-            "django/raw": median_ratio(per_round, "django", "raw"),
-            "ours/django-redis": median_ratio(per_round, "ours", "django-redis"),
+            f"{top}/{bottom}": median_ratio(per_round[top], per_round[bottom])
+            for top, bottom in (
+                ("ours", "raw"),
+                ("django-redis", "raw"),
+                ("django", "raw"),
+                ("ours", "django-redis"),
+            )
         }
         lines.append(
-            f"| {row.label} | {fmt_ops(medians['raw'])} | {fmt_ops(medians['ours'])} | "
-            + " | ".join(fmt_ratio(r) for r in ratios.values())
-            + " |"
+            [row.label, fmt_ops(medians["raw"]), fmt_ops(medians["ours"])]
+            + [fmt_ratio(r) for r in ratios.values()]
         )
         rows.append(
             {"row": row.label, "median_ops": medians, "median_ratios": ratios, "rounds": per_round}
         )
-    return "\n".join(lines), rows
+    return harness.markdown_table(header, lines), rows
 
 
-def versions(clients: dict[str, Any]) -> dict[str, Any]:
-    import django
-    import django_redis
-    import hiredis
-    import redis
-
-    info = clients["raw"].info("server")
-    return {
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "hiredis": hiredis.__version__,
-        "django-redis": django_redis.__version__,
-        "redis-server": info["redis_version"],
-        "parsers": {name: parser_of(client) for name, client in clients.items()},
-    }
+def versions(clients: dict[str, Any]) -> dict[str, str]:
+    return harness.versions(
+        ("Django", "redis-py", "hiredis", "django-redis"),
+        str(clients["raw"].info("server")["redis_version"]),
+    )
 
 
 # -- main -----------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (default 7)")
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=7, slices=10)
     parser.add_argument(
         "--iterations",
         type=int,
         default=3000,
         help="calls per timed cell for single-key ops; bulk rows do fewer (default 3000)",
     )
-    parser.add_argument(
-        "--slices",
-        type=int,
-        default=10,
-        help="each timed cell is cut into this many slices, candidates alternating "
-        "slice by slice (default 10)",
-    )
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin this process and redis-server to one CPU"
-    )
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if min(args.rounds, args.iterations, args.slices) < 1:
-        raise SystemExit("--rounds, --iterations and --slices must be positive")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
-        os.sched_setaffinity(0, {cpu})
-
-    server = start_server(cpu)
-    try:
-        return bench(args, server, cpu, command)
-    finally:
-        server.close()
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu)
 
 
-def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) -> int:
+def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     candidates = build_candidates(server)
     clients = {name: redis_client_of(name, cache) for name, cache in candidates.items()}
@@ -484,6 +369,7 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
     if not raw_client.get(signed.make_key("verify")).startswith(b"\xffS1"):
         raise SystemExit("ours signed: the stored value is not signed")
     meta = versions(clients)
+    parsers = {name: parser_of(client) for name, client in clients.items()}
     workloads = {
         name: prepare(cache, signed if name == "ours" else None)
         for name, cache in candidates.items()
@@ -499,74 +385,61 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         for name in runners[row.label]:
             run_cell(workloads[name].calls[row.label], max(iterations[row.label] // 4, 5))
 
-    results: dict[str, dict[str, list[float]]] = {
-        row.label: {name: [] for name in runners[row.label]} for row in ROWS
-    }
-    for round_no in range(args.rounds):
-        gc.collect()
-        for row in ROWS:
-            per_slice = max(iterations[row.label] // args.slices, 1)
-            names = runners[row.label]
-            elapsed = dict.fromkeys(names, 0.0)
-            for slice_no in range(args.slices):
-                # Candidates alternate slice by slice, in an order rotated every slice and
-                # every round: a noisy neighbour then slows them all alike.
-                shift = (round_no + slice_no) % len(names)
-                for name in names[shift:] + names[:shift]:
-                    work = workloads[name]
-                    seconds, last = run_cell(work.calls[row.label], per_slice)
-                    if not work.checks[row.label](last):
-                        raise SystemExit(f"{name} {row.label}: unexpected result {last!r}")
-                    elapsed[name] += seconds
-            for name in names:
-                results[row.label][name].append(per_slice * args.slices / elapsed[name])
-        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    def run(label: str, name: str) -> tuple[int, float]:
+        per_slice = max(iterations[label] // args.slices, 1)
+        work = workloads[name]
+        seconds, last = run_cell(work.calls[label], per_slice)
+        if not work.checks[label](last):
+            raise SystemExit(f"{name} {label}: unexpected result {last!r}")
+        return per_slice, seconds
+
+    results = harness.interleaved(
+        [row.label for row in ROWS],
+        runners.__getitem__,
+        run,
+        rounds=args.rounds,
+        slices=args.slices,
+    )
     duration = time.perf_counter() - started
 
-    ours = candidates["ours"]
-    errors = ours._counters.errors
-    if errors:
-        raise SystemExit(f"our backend counted {errors} Redis errors during the run")
+    harness.require_no_errors(candidates["ours"], signed)
     if raw_client.dbsize() == 0:
         raise SystemExit("the Redis server is empty: nothing was stored")
 
     text, rows = table(results)
-    signed_row = results["get hit 100 B signed"]
-    signed_ratio = median_ratio(signed_row, "ours", UNSIGNED)
-    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
+    signed_ratio = median_ratio(
+        results["get hit 100 B signed"]["ours"], results["get hit 100 B signed"][UNSIGNED]
+    )
     print()
     print(text)
     print()
-    print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, hiredis {hiredis}, "
-        "django-redis {django-redis}, Redis {redis-server}".format(**meta)
-    )
-    print("Parsers: " + ", ".join(f"{k}={v}" for k, v in meta["parsers"].items()))
+    print("Parsers: " + ", ".join(f"{k}={v}" for k, v in parsers.items()))
     print(
         f"Signed values: get hit 100 B, ours signed / ours unsigned in the same slices = "
         f"{signed_ratio:.3f} ops/s ({(1 / signed_ratio - 1) * 100:.1f}% more time a call), "
         "median of per-round ratios"
     )
-    print(f"Pinned: {pinned}")
-    print(
-        f"Method: {args.rounds} rounds; in each, every row is run by every candidate in "
+    harness.footer(
+        meta,
+        pinned=harness.pinned_text(cpu),
+        method=f"{args.rounds} rounds; in each, every row is run by every candidate in "
         f"{args.slices} alternating slices (order rotated); "
         f"ops/s = calls per second (get_many/set_many: calls of {BULK} keys); "
-        "ratios are per-round ratios, median over rounds."
+        "ratios are per-round ratios, median over rounds.",
+        seconds=duration,
     )
-    print(f"Timed part: {duration:.0f} s. Command: {command}")
-
-    if args.json:
-        document = {
-            "command": command,
+    harness.write_json(
+        args.json,
+        {
             "pinned_cpu": cpu,
             "rounds": args.rounds,
             "iterations": iterations,
             "versions": meta,
+            "parsers": parsers,
             "rows": rows,
             "signed_over_unsigned_get_hit_100B": signed_ratio,
-        }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        },
+    )
     return 0
 
 

@@ -35,29 +35,22 @@ Run from the repository root (needs the ``bench`` and ``drf`` extras)::
 
 from __future__ import annotations
 
-import argparse
-import gc
 import itertools
-import json
 import math
 import multiprocessing
 import os
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import run_cell, start_server  # noqa: E402
-from benchmarks.ratelimit_bench import MEASURED_CHECKS, Cost, fmt_commands, measure_cost  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import Cost, fmt_commands, run_cell
+from benchmarks.ratelimit_bench import MEASURED_CHECKS
 
 PREFIX = "drfbench"
 CANDIDATES = ("ours Anon", "DRF Anon", "ours User", "DRF User")
@@ -73,30 +66,12 @@ UNDER_BUDGET = 800  # hits per identity at most in the under-the-limit workload
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django_creator_cache",
-        ],
-        CACHES={
-            "default": {
-                "BACKEND": "django_creator_cache.backend.RedisCache",
-                "LOCATION": url,
-                "KEY_PREFIX": PREFIX,
-            }
-        },
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
+    harness.configure_django(
+        {"default": harness.cache_entry("ours", url, PREFIX)},
+        apps=["django.contrib.auth", "django.contrib.contenttypes"],
         ALLOWED_HOSTS=["*"],
         REST_FRAMEWORK={"DEFAULT_THROTTLE_CLASSES": [], "DEFAULT_THROTTLE_RATES": {}},
     )
-    django.setup()
 
 
 class Member:
@@ -195,7 +170,7 @@ def _exactness_worker(
         results.put((trial, candidate, allowed))
 
 
-def exactness(url: str, affinity: set[int], args: argparse.Namespace) -> dict[str, list[int]]:
+def exactness(url: str, affinity: set[int], args: Any) -> dict[str, list[int]]:
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(args.processes)
     results = ctx.Queue()
@@ -236,43 +211,26 @@ def exactness(url: str, affinity: set[int], args: argparse.Namespace) -> dict[st
 # -- main ------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=5, slices=10)
     parser.add_argument("--iterations", type=int, default=2000, help="checks per timed cell")
-    parser.add_argument("--slices", type=int, default=10, help="slices per cell, alternating")
     parser.add_argument("--processes", type=int, default=4, help="exactness: OS processes")
     parser.add_argument("--threads", type=int, default=4, help="exactness: threads each")
     parser.add_argument("--attempts", type=int, default=50, help="exactness: checks per thread")
     parser.add_argument("--limit", type=int, default=100, help="exactness: limit per minute")
     parser.add_argument("--trials", type=int, default=3, help="exactness: trials per candidate")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin to one CPU")
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    counts = ("rounds", "iterations", "slices", "processes", "threads", "attempts", "limit")
+    return harness.parse(parser, argv, (*counts, "trials"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    positive = (args.rounds, args.iterations, args.slices, args.processes, args.threads)
-    if min(*positive, args.attempts, args.limit, args.trials) < 1:
-        raise SystemExit("every count must be positive")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
     every_cpu = os.sched_getaffinity(0)
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = max(every_cpu) if args.cpu is None else args.cpu
-        os.sched_setaffinity(0, {cpu})
-    server = start_server(cpu)
-    try:
-        return bench(args, server, cpu, every_cpu, command)
-    finally:
-        server.close()
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu, every_cpu)
 
 
-def bench(
-    args: argparse.Namespace, server: Any, cpu: int | None, every_cpu: set[int], command: str
-) -> int:
+def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
     configure_django(server.url)
     from django.core.cache import caches
 
@@ -287,7 +245,7 @@ def bench(
     }
     spend(calls["over the limit"], int(WORKLOADS["over the limit"].split("/")[0]))
     costs: dict[tuple[str, str], Cost] = {
-        (workload, c): measure_cost(server, calls[workload][c])
+        (workload, c): harness.measure_cost(server, calls[workload][c], MEASURED_CHECKS)
         for workload in WORKLOADS
         for c in CANDIDATES
     }
@@ -298,52 +256,39 @@ def bench(
     for by_candidate in calls.values():
         for call in by_candidate.values():
             run_cell(call, warm)
-    results: dict[tuple[str, str], list[float]] = {
-        (w, c): [] for w in WORKLOADS for c in CANDIDATES
-    }
-    started = time.perf_counter()
-    for round_no in range(args.rounds):
-        gc.collect()
-        for workload in WORKLOADS:
-            elapsed = dict.fromkeys(CANDIDATES, 0.0)
-            for slice_no in range(args.slices):
-                shift = (round_no + slice_no) % len(CANDIDATES)
-                for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
-                    seconds, last = run_cell(calls[workload][candidate], per_slice)
-                    if last is not expected[workload]:
-                        raise SystemExit(f"{candidate} {workload}: allowed={last}")
-                    elapsed[candidate] += seconds
-            for candidate in CANDIDATES:
-                results[workload, candidate].append(per_slice * args.slices / elapsed[candidate])
-        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    timed = time.perf_counter() - started
-    errors = caches["default"]._counters.errors
-    if errors:
-        raise SystemExit(f"our backend counted {errors} Redis errors during the run")
 
-    print("  exactness ...", file=sys.stderr, flush=True)
+    def run(workload: str, candidate: str) -> tuple[int, float]:
+        seconds, last = run_cell(calls[workload][candidate], per_slice)
+        if last is not expected[workload]:
+            raise SystemExit(f"{candidate} {workload}: allowed={last}")
+        return per_slice, seconds
+
+    started = time.perf_counter()
+    results = harness.interleaved(
+        WORKLOADS, lambda workload: CANDIDATES, run, rounds=args.rounds, slices=args.slices
+    )
+    timed = time.perf_counter() - started
+    harness.require_no_errors(caches["default"])
+
+    harness.progress("exactness ...")
     exact = exactness(server.url, every_cpu, args)
 
-    speed = [
-        "| workload | throttle | checks/s | ours/DRF | round trips/check | commands sent/check |",
-        "|---|---|--:|--:|--:|---|",
-    ]
-    rows = []
+    speed, rows = [], []
     for workload in WORKLOADS:
         for candidate in CANDIDATES:
-            rates = results[workload, candidate]
+            rates = results[workload][candidate]
             base = BASELINE.get(candidate)
-            ratio = (
-                statistics.median(
-                    a / b for a, b in zip(rates, results[workload, base], strict=True)
-                )
-                if base
-                else 1.0
-            )
+            ratio = harness.median_ratio(rates, results[workload][base]) if base else 1.0
             cost = costs[workload, candidate]
             speed.append(
-                f"| {workload} | {LABELS[candidate]} | {statistics.median(rates):,.0f} | "
-                f"{ratio:.2f}x | {cost.round_trips:.3g} | {fmt_commands(cost.sent)} |"
+                [
+                    workload,
+                    LABELS[candidate],
+                    harness.fmt_ops(statistics.median(rates)),
+                    harness.fmt_ratio(ratio),
+                    f"{cost.round_trips:.3g}",
+                    fmt_commands(cost.sent),
+                ]
             )
             rows.append(
                 {
@@ -357,56 +302,67 @@ def bench(
                 }
             )
     attempts = args.processes * args.threads * args.attempts
-    exact_lines = [
-        f"| throttle | limit | attempts ({args.processes} processes x {args.threads} threads) "
-        f"| allowed, {args.trials} trials | over the limit |",
-        "|---|--:|--:|---|--:|",
+    exact_rows = [
+        [
+            LABELS[candidate],
+            args.limit,
+            attempts,
+            ", ".join(map(str, exact[candidate])),
+            f"{max(exact[candidate]) - args.limit:+d} (worst)",
+        ]
+        for candidate in CANDIDATES
     ]
-    for candidate in CANDIDATES:
-        allowed = exact[candidate]
-        exact_lines.append(
-            f"| {LABELS[candidate]} | {args.limit} | {attempts} | "
-            f"{', '.join(map(str, allowed))} | {max(allowed) - args.limit:+d} (worst) |"
-        )
-    import django
-    import redis
-    import rest_framework
-
-    meta = {
-        "python": sys.version.split()[0],
-        "django": django.get_version(),
-        "djangorestframework": rest_framework.VERSION,
-        "redis-py": redis.__version__,
-        "hiredis": version("hiredis"),
-        "redis-server": server.client().info("server")["redis_version"],
-    }
-    print()
-    print("\n".join(speed))
-    print()
-    print("\n".join(exact_lines))
-    print()
-    print(
-        "Versions: Python {python}, Django {django}, DRF {djangorestframework}, "
-        "redis-py {redis-py}, hiredis {hiredis}, Redis {redis-server}".format(**meta)
+    meta = harness.versions(
+        ("Django", "DRF", "redis-py", "hiredis"), harness.server_version(server)
     )
-    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
-    print(f"Pinned (speed part): {pinned}; exactness unpinned.")
+    print()
     print(
-        f"Method: {args.rounds} rounds x {per_slice * args.slices} checks per cell in "
+        harness.markdown_table(
+            [
+                "workload",
+                "throttle",
+                "checks/s",
+                "ours/DRF",
+                "round trips/check",
+                "commands sent/check",
+            ],
+            speed,
+            "llrrr",
+        )
+    )
+    print()
+    print(
+        harness.markdown_table(
+            [
+                "throttle",
+                "limit",
+                f"attempts ({args.processes} processes x {args.threads} threads)",
+                f"allowed, {args.trials} trials",
+                "over the limit",
+            ],
+            exact_rows,
+            "lrrlr",
+        )
+    )
+    print()
+    harness.footer(
+        meta,
+        pinned=f"{harness.pinned_text(cpu)} (speed part); exactness unpinned",
+        method=f"{args.rounds} rounds x {per_slice * args.slices} checks per cell in "
         f"{args.slices} alternating slices; under the limit: {pool} identities per candidate "
         f"(at most {UNDER_BUDGET} hits each of {WORKLOADS['under the limit']}); "
-        f"costs over {MEASURED_CHECKS} checks."
+        f"costs over {MEASURED_CHECKS} checks.",
+        seconds=timed,
     )
-    print(f"Timed part: {timed:.0f} s. Command: {command}")
-    if args.json:
-        document = {
-            "command": command,
+    harness.write_json(
+        args.json,
+        {
             "pinned_cpu": cpu,
             "versions": meta,
             "rows": rows,
             "exactness": {"limit": args.limit, "attempts": attempts, "allowed": exact},
-        }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        },
+    )
     return 0
 
 

@@ -23,12 +23,7 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
-import os
-import platform
-import shlex
 import statistics
 import sys
 import threading
@@ -37,11 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import payload, start_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import median_ratio, payload, run_cell
 
 CANDIDATES = ("redis", "local", "locmem")
 ROWS = ("get hit 100 B", "get hit 10 KB", "get_many 10 100 B", "aget hit 100 B")
@@ -53,24 +46,13 @@ BATCH = {"aget hit 100 B": 100}
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    base = {"BACKEND": "django_creator_cache.backend.RedisCache", "LOCATION": url}
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "redis": {**base, "KEY_PREFIX": "r"},
-            "local": {**base, "KEY_PREFIX": "l", "OPTIONS": {"LOCAL_TIER": {}}},
-            "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        },
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
+    harness.configure_django(
+        {
+            "redis": harness.cache_entry("ours", url, "r"),
+            "local": harness.cache_entry("ours", url, "l", {"LOCAL_TIER": {}}),
+            "locmem": {"BACKEND": harness.BACKENDS["locmem"]},
+        }
     )
-    django.setup()
 
 
 def calls_for(cache: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[], Any]]:
@@ -92,13 +74,6 @@ def calls_for(cache: Any, loop: asyncio.AbstractEventLoop) -> dict[str, Callable
         "aget hit 100 B": lambda: loop.run_until_complete(aget_hits()),
         CHURN_ROW: lambda: cache.get("churn"),
     }
-
-
-def timed(call: Callable[[], Any], iterations: int) -> float:
-    start = time.perf_counter()
-    for _ in range(iterations):
-        call()
-    return time.perf_counter() - start
 
 
 class Churn:
@@ -123,44 +98,41 @@ class Churn:
 
 
 def table(results: dict[str, dict[str, list[float]]]) -> str:
-    lines = [
-        "| operation | Redis hit ops/s | local tier hit ops/s | local/Redis | LocMemCache ops/s |",
-        "|---|--:|--:|--:|--:|",
-    ]
+    rows = []
     for row, per in results.items():
         median = {name: statistics.median(v) for name, v in per.items() if v}
-        ratio = statistics.median(a / b for a, b in zip(per["local"], per["redis"], strict=True))
-        locmem = f"{median['locmem']:,.0f}" if "locmem" in median else "-"
-        lines.append(
-            f"| {row} | {median['redis']:,.0f} | {median['local']:,.0f} | {ratio:.1f}x | {locmem} |"
+        rows.append(
+            [
+                row,
+                harness.fmt_ops(median["redis"]),
+                harness.fmt_ops(median["local"]),
+                harness.fmt_ratio(median_ratio(per["local"], per["redis"]), 1),
+                harness.fmt_ops(median["locmem"]) if "locmem" in median else "-",
+            ]
         )
-    return "\n".join(lines)
+    header = [
+        "operation",
+        "Redis hit ops/s",
+        "local tier hit ops/s",
+        "local/Redis",
+        "LocMemCache ops/s",
+    ]
+    return harness.markdown_table(header, rows, "lrrrr")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=5, slices=10)
     parser.add_argument("--iterations", type=int, default=20000, help="calls per cell")
-    parser.add_argument("--slices", type=int, default=10)
-    parser.add_argument("--no-pin", action="store_true")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-    server = start_server(cpu)
-    try:
-        return bench(args, server, cpu, command)
-    finally:
-        server.close()
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu)
 
 
-def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) -> int:
+def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
 
@@ -168,34 +140,29 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
     candidates = {name: caches[name] for name in CANDIDATES}
     calls = {name: calls_for(cache, loop) for name, cache in candidates.items()}
     local = candidates["local"]
-    tier = local._local
+    tier = local.local_tier
     if tier is None or not tier.wait_serving(10):
         raise SystemExit("the local tier is not serving")
     local.set("churn", (0, payload(100)), TIMEOUT)
     for name in CANDIDATES:  # warm-up: connections, the tier's first fetch of every key
         for row in (*ROWS, CHURN_ROW):
-            timed(calls[name][row], max(200 // BATCH.get(row, 1), 2))
+            run_cell(calls[name][row], max(200 // BATCH.get(row, 1), 2))
     churn = Churn(server.url, local.make_key("churn"))
     churn.thread.start()
 
-    rows = (*ROWS, CHURN_ROW)
-    results: dict[str, dict[str, list[float]]] = {r: {n: [] for n in CANDIDATES} for r in rows}
+    def runners(row: str) -> tuple[str, ...]:
+        return CANDIDATES if row != CHURN_ROW else ("redis", "local")
+
+    def run(row: str, name: str) -> tuple[int, float]:
+        batch = BATCH.get(row, 1)
+        per_slice = max(args.iterations // args.slices // batch, 1)
+        return per_slice * batch, run_cell(calls[name][row], per_slice)[0]
+
     print(f"# local tier benchmark: {args.rounds} rounds x {args.iterations} calls per cell")
     started = time.perf_counter()
-    for round_no in range(args.rounds):
-        gc.collect()
-        for row in rows:
-            names = CANDIDATES if row != CHURN_ROW else ("redis", "local")
-            batch = BATCH.get(row, 1)
-            per_slice = max(args.iterations // args.slices // batch, 1)
-            elapsed = dict.fromkeys(names, 0.0)
-            for slice_no in range(args.slices):
-                shift = (round_no + slice_no) % len(names)
-                for name in names[shift:] + names[:shift]:
-                    elapsed[name] += timed(calls[name][row], per_slice)
-            for name in names:
-                results[row][name].append(per_slice * batch * args.slices / elapsed[name])
-        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    results = harness.interleaved(
+        (*ROWS, CHURN_ROW), runners, run, rounds=args.rounds, slices=args.slices
+    )
     duration = time.perf_counter() - started
     churn.stop.set()
     churn.thread.join(5)
@@ -207,14 +174,11 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
     state = tier.state()
     local_tier.shutdown_all()  # before the server stops
 
-    counters = local._counters
-    if counters.errors or candidates["redis"]._counters.errors:
-        raise SystemExit("Redis errors during the run")
+    counters = local.runtime.counters
+    harness.require_no_errors(local, candidates["redis"])
     if not state["serving"]:
         raise SystemExit("the local tier was not serving at the end")
-    import django
-    import hiredis
-    import redis
+    meta = harness.versions(("Django", "redis-py", "hiredis"), harness.server_version(server))
 
     print()
     print(table(results))
@@ -224,18 +188,25 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
         f"{churn.writes} writes by the other client, {state['invalidations']:,} keys "
         "invalidated by message."
     )
-    print(
-        f"Versions: Python {platform.python_version()}, Django {django.get_version()}, "
-        f"redis-py {redis.__version__}, hiredis {hiredis.__version__}, "
-        f"Redis {server.info('server')['redis_version']}"
+    harness.footer(
+        meta,
+        pinned=harness.pinned_text(cpu),
+        method=f"{args.rounds} rounds; every row run by every candidate in {args.slices} "
+        "alternating slices (order rotated); ratios per round, median over rounds.",
+        seconds=duration,
     )
-    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
-    print(f"Pinned: {pinned}")
-    print(
-        f"Method: {args.rounds} rounds; every row run by every candidate in {args.slices} "
-        "alternating slices (order rotated); ratios per round, median over rounds."
+    harness.write_json(
+        args.json,
+        {
+            "pinned_cpu": cpu,
+            "versions": meta,
+            "ops_per_second": results,
+            "local_hits": counters.local_hits,
+            "redis_hits": counters.hits,
+            "churn_writes": churn.writes,
+            "invalidations": state["invalidations"],
+        },
     )
-    print(f"Timed part: {duration:.0f} s. Command: {command}")
     return 0
 
 

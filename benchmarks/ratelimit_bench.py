@@ -31,26 +31,17 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
-import gc
-import json
-import os
-import shlex
 import statistics
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import run_cell, start_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import fmt_commands, run_cell
 
 ALIASES = {"ours": "ours", "django-redis": "django_redis"}
 PREFIXES = {"ours": "ours", "django-redis": "djr"}
@@ -83,33 +74,11 @@ LABELS = {c: f"{c.name} ({c.algorithm})" for c in CANDIDATES}
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    caches: dict[str, Any] = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        ALIASES["ours"]: {
-            "BACKEND": "django_creator_cache.backend.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": PREFIXES["ours"],
-        },
-        ALIASES["django-redis"]: {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": PREFIXES["django-redis"],
-        },
-    }
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES=caches,
-        CACHE_STATS_FLUSH_INTERVAL=0,
+    harness.configure_django(
+        {alias: harness.cache_entry(name, url, PREFIXES[name]) for name, alias in ALIASES.items()},
         RATELIMIT_CACHE=ALIASES["ours"],
-        LOGGING_CONFIG=None,
         ALLOWED_HOSTS=["*"],
     )
-    django.setup()
 
 
 # -- candidates -------------------------------------------------------------------------------
@@ -189,108 +158,24 @@ def verify(server: Any) -> None:
             raise SystemExit(f"no {name} keys in the benchmark server")
 
 
-@dataclass
-class Cost:
-    """What one check costs, averaged over MEASURED_CHECKS checks."""
-
-    round_trips: float  # socket writes (a pipeline is one)
-    sent: dict[str, float]  # commands the client packed, by name
-    executed: dict[str, float]  # commands Redis ran (INFO commandstats), scripts' included
-
-
-def measure_cost(server: Any, call: Callable[[], bool]) -> Cost:
-    import redis.connection
-
-    writes = [0]
-    sent: Counter[str] = Counter()
-    originals = {
-        "send": redis.connection.AbstractConnection.send_packed_command,
-        "hiredis": redis.connection.HiredisRespSerializer.pack,
-        "python": redis.connection.PythonRespSerializer.pack,
-    }
-
-    def send(conn: Any, command: Any, check_health: bool = True) -> None:
-        writes[0] += 1
-        originals["send"](conn, command, check_health)
-
-    def packer(original: Callable[..., Any]) -> Callable[..., Any]:
-        def pack(self: Any, *args: Any) -> Any:
-            name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
-            sent[name.split()[0].lower()] += 1
-            return original(self, *args)
-
-        return pack
-
-    before = server.commandstats()
-    redis.connection.AbstractConnection.send_packed_command = send
-    redis.connection.HiredisRespSerializer.pack = packer(originals["hiredis"])
-    redis.connection.PythonRespSerializer.pack = packer(originals["python"])
-    try:
-        for _ in range(MEASURED_CHECKS):
-            call()
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = originals["send"]
-        redis.connection.HiredisRespSerializer.pack = originals["hiredis"]
-        redis.connection.PythonRespSerializer.pack = originals["python"]
-    after = server.commandstats()
-    # Reading INFO costs one HELLO and one INFO of its own.
-    executed = {
-        name: (after[name] - before.get(name, 0)) / MEASURED_CHECKS
-        for name in after
-        if name not in ("info", "hello") and after[name] != before.get(name, 0)
-    }
-    return Cost(
-        writes[0] / MEASURED_CHECKS,
-        {name: n / MEASURED_CHECKS for name, n in sent.items()},
-        executed,
-    )
-
-
-def fmt_commands(per_check: dict[str, float]) -> str:
-    """``2: SET, EVALSHA`` (total per check, then each command; xn when not once)."""
-    total = sum(per_check.values())
-    names = sorted(per_check, key=lambda name: (-per_check[name], name))
-    parts = [n.upper() if per_check[n] == 1 else f"{n.upper()}x{per_check[n]:.3g}" for n in names]
-    return f"{total:.3g}: " + ", ".join(parts)
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (default 7)")
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=7, slices=10)
     parser.add_argument(
         "--iterations", type=int, default=2000, help="checks per timed cell (default 2000)"
     )
-    parser.add_argument(
-        "--slices", type=int, default=10, help="slices per cell, candidates alternating"
-    )
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin this process and redis-server to one CPU"
-    )
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if min(args.rounds, args.iterations, args.slices) < 1:
-        raise SystemExit("--rounds, --iterations and --slices must be positive")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
-        os.sched_setaffinity(0, {cpu})
-    server = start_server(cpu)
-    try:
-        return bench(args, server, cpu, command)
-    finally:
-        server.close()
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu)
 
 
-def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) -> int:
+def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
 
@@ -299,7 +184,7 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
     verify(server)
     expected = {"under the limit": True, "over the limit": False}
     costs = {
-        (workload, c): measure_cost(server, calls[workload][c])
+        (workload, c): harness.measure_cost(server, calls[workload][c], MEASURED_CHECKS)
         for workload in WORKLOADS
         for c in CANDIDATES
     }
@@ -308,48 +193,38 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
     for by_candidate in calls.values():  # warm-up
         for call in by_candidate.values():
             run_cell(call, max(args.iterations // 4, 5))
-    results: dict[tuple[str, Candidate], list[float]] = {
-        (w, c): [] for w in WORKLOADS for c in CANDIDATES
-    }
-    started = time.perf_counter()
     per_slice = max(args.iterations // args.slices, 1)
-    for round_no in range(args.rounds):
-        gc.collect()
-        for workload in WORKLOADS:
-            elapsed = dict.fromkeys(CANDIDATES, 0.0)
-            for slice_no in range(args.slices):
-                shift = (round_no + slice_no) % len(CANDIDATES)
-                for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
-                    seconds, last = run_cell(calls[workload][candidate], per_slice)
-                    if last is not expected[workload]:
-                        raise SystemExit(f"{LABELS[candidate]} {workload}: allowed={last}")
-                    elapsed[candidate] += seconds
-            for candidate in CANDIDATES:
-                results[workload, candidate].append(per_slice * args.slices / elapsed[candidate])
-        print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    duration = time.perf_counter() - started
-    errors = caches[ALIASES["ours"]]._counters.errors
-    if errors:
-        raise SystemExit(f"our backend counted {errors} Redis errors during the run")
 
-    lines = [
-        "| workload | candidate (algorithm) | checks/s | vs django-ratelimit on django-redis "
-        "| round trips/check | commands sent/check | commands Redis ran/check |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    rows = []
+    def run(workload: str, candidate: Candidate) -> tuple[int, float]:
+        seconds, last = run_cell(calls[workload][candidate], per_slice)
+        if last is not expected[workload]:
+            raise SystemExit(f"{LABELS[candidate]} {workload}: allowed={last}")
+        return per_slice, seconds
+
+    started = time.perf_counter()
+    results = harness.interleaved(
+        WORKLOADS, lambda workload: CANDIDATES, run, rounds=args.rounds, slices=args.slices
+    )
+    duration = time.perf_counter() - started
+    harness.require_no_errors(caches[ALIASES["ours"]])
+
+    lines, rows = [], []
     for workload in WORKLOADS:
         for candidate in CANDIDATES:
-            rates = results[workload, candidate]
+            rates = results[workload][candidate]
             base = BASELINES[candidate.level]
-            ratio = statistics.median(
-                a / b for a, b in zip(rates, results[workload, base], strict=True)
-            )
+            ratio = harness.median_ratio(rates, results[workload][base])
             cost = costs[workload, candidate]
             lines.append(
-                f"| {workload} | {candidate.level}: {LABELS[candidate]} | "
-                f"{statistics.median(rates):,.0f} | {ratio:.2f}x | {cost.round_trips:.3g} | "
-                f"{fmt_commands(cost.sent)} | {fmt_commands(cost.executed)} |"
+                [
+                    workload,
+                    f"{candidate.level}: {LABELS[candidate]}",
+                    harness.fmt_ops(statistics.median(rates)),
+                    harness.fmt_ratio(ratio),
+                    f"{cost.round_trips:.3g}",
+                    fmt_commands(cost.sent),
+                    fmt_commands(cost.executed),
+                ]
             )
             rows.append(
                 {
@@ -364,37 +239,30 @@ def bench(args: argparse.Namespace, server: Any, cpu: int | None, command: str) 
                     "rounds": rates,
                 }
             )
-    import django
-    import django_redis
-    import redis
-
-    meta = {
-        "python": sys.version.split()[0],
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "django-redis": django_redis.__version__,
-        "django-ratelimit": version("django-ratelimit"),
-        "redis-server": server.client().info("server")["redis_version"],
-    }
-    print()
-    print("\n".join(lines))
-    print()
-    print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, "
-        "django-redis {django-redis}, django-ratelimit {django-ratelimit}, "
-        "Redis {redis-server}".format(**meta)
+    header = [
+        "workload",
+        "candidate (algorithm)",
+        "checks/s",
+        "vs django-ratelimit on django-redis",
+        "round trips/check",
+        "commands sent/check",
+        "commands Redis ran/check",
+    ]
+    meta = harness.versions(
+        ("Django", "redis-py", "django-redis", "django-ratelimit"), harness.server_version(server)
     )
-    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
-    print(f"Pinned: {pinned}")
-    print(
-        f"Method: {args.rounds} rounds x {args.iterations} checks per cell in {args.slices} "
+    print()
+    print(harness.markdown_table(header, lines))
+    print()
+    harness.footer(
+        meta,
+        pinned=harness.pinned_text(cpu),
+        method=f"{args.rounds} rounds x {args.iterations} checks per cell in {args.slices} "
         "alternating slices; checks/s median over rounds; ratios per round, median; "
-        f"commands and round trips over {MEASURED_CHECKS} checks per candidate."
+        f"commands and round trips over {MEASURED_CHECKS} checks per candidate.",
+        seconds=duration,
     )
-    print(f"Timed part: {duration:.0f} s. Command: {command}")
-    if args.json:
-        document = {"command": command, "pinned_cpu": cpu, "versions": meta, "rows": rows}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "rows": rows})
     return 0
 
 

@@ -18,97 +18,31 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.backoff import NoBackoff
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-
-from . import conf
-from .backend.policy import REDIS_ERRORS
 from .exceptions import CacheUnavailable
-from .stats import parse_info
 
 if TYPE_CHECKING:
     from .backend.cache import RedisCache
-
-
-def _pools(cache: RedisCache) -> list[Any]:
-    client = cache.get_client()
-    if hasattr(client, "get_primaries"):
-        return [
-            node.redis_connection.connection_pool
-            for node in client.get_primaries()
-            if node.redis_connection is not None
-        ]
-    return [client.connection_pool]
 
 
 # Seconds the anonymous endpoint keeps an alias's answer in a process.
 ANSWER_SECONDS = 1.0
 
 
-def _ping(pool: Any, timeout: float) -> None:
-    """One fresh connection and a PING, ``timeout`` seconds for all of it (no retries)."""
-    deadline = time.monotonic() + timeout
-    conn = pool.make_connection()
-    conn.socket_timeout = timeout
-    conn.socket_connect_timeout = timeout
-    conn.retry = Retry(NoBackoff(), 0)
-    try:
-        conn.connect()
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise RedisTimeoutError("health check timed out while connecting")
-        if conn._sock is not None:
-            conn._sock.settimeout(left)  # the reply gets only what is left
-        conn.send_command("PING")
-        reply = conn.read_response()
-        if reply not in (b"PONG", "PONG", True):
-            raise ConnectionError(f"unexpected PING reply {reply!r}")
-    finally:
-        conn.disconnect()
-
-
 def check(cache: RedisCache, *, retries: int | None = None) -> dict[str, Any]:
-    """Ping every primary; ``healthy``, ``latency_ms`` (slowest node) and ``error``.
-
-    Each attempt takes at most about ``CACHE_HEALTH_TIMEOUT`` whatever the number
-    of nodes; ``retries`` (default ``CACHE_HEALTH_RETRIES``) more attempts follow a
-    failure, ``CACHE_HEALTH_INTERVAL`` apart.
-    """
-    timeout = float(conf.read("CACHE_HEALTH_TIMEOUT"))
-    retries = int(conf.read("CACHE_HEALTH_RETRIES")) if retries is None else retries
-    interval = float(conf.read("CACHE_HEALTH_INTERVAL"))
-    error = "no attempt made"
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(interval)
-        deadline = time.monotonic() + timeout
-        try:
-            latencies = []
-            for pool in _pools(cache):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RedisTimeoutError("health check timed out before every node answered")
-                start = time.perf_counter()
-                _ping(pool, left)
-                latencies.append((time.perf_counter() - start) * 1000)
-        except (*REDIS_ERRORS, ConnectionError) as exc:  # type: ignore[misc]
-            error = f"{type(exc).__name__}: {exc}"
-            continue
+    """Ping every primary (``cache.health``); ``healthy``, ``latency_ms`` (slowest node)
+    and ``error``. Each attempt takes at most about ``CACHE_HEALTH_TIMEOUT`` whatever the
+    number of nodes; ``retries`` (default ``CACHE_HEALTH_RETRIES``) more follow a failure."""
+    try:
+        checked: dict[str, Any] = cache.health(retries=retries)
+    except CacheUnavailable as exc:  # strict mode
         return {
             "alias": cache.alias,
-            "healthy": True,
-            "latency_ms": round(max(latencies, default=0.0), 3),
-            "error": None,
-            "attempts": attempt + 1,
+            "healthy": False,
+            "latency_ms": None,
+            "error": f"{type(exc.cause).__name__}: {exc.cause}",
+            "attempts": 1,
         }
-    return {
-        "alias": cache.alias,
-        "healthy": False,
-        "latency_ms": None,
-        "error": error,
-        "attempts": retries + 1,
-    }
+    return checked
 
 
 _answers: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
@@ -164,33 +98,12 @@ def forget_answers() -> None:
 
 
 def server_facts(cache: RedisCache) -> dict[str, Any]:
-    """Keys, memory, evictions, version and uptime of every primary."""
-    nodes: list[dict[str, Any]] = []
+    """Keys, memory, evictions, version and uptime of every primary (``cache.server_facts``)."""
     try:
-        found = cache.primaries_info()
+        facts: dict[str, Any] = cache.server_facts()
     except CacheUnavailable as exc:  # strict mode
-        found = None
-        error = f"{type(exc.cause).__name__}: {exc.cause}"
-    else:
-        error = "Redis did not answer"
-    if found is None:
-        return {"available": False, "server_error": error, "nodes": nodes}
-    for address, info, keys in found:
-        facts = parse_info(info)
-        facts["address"] = address
-        facts["keys"] = keys
-        nodes.append(facts)
-    first = nodes[0] if nodes else {}
-    return {
-        "available": True,
-        "keys": sum(n["keys"] for n in nodes),
-        "used_memory": sum(n["used_memory"] or 0 for n in nodes),
-        "used_memory_peak": sum(n["used_memory_peak"] or 0 for n in nodes),
-        "evicted_keys": sum(n["evicted_keys"] or 0 for n in nodes),
-        "redis_version": first.get("redis_version"),
-        "uptime_seconds": min((n["uptime_seconds"] or 0 for n in nodes), default=0),
-        "nodes": nodes,
-    }
+        return {"available": False, "server_error": type(exc.cause).__name__, "nodes": []}
+    return facts
 
 
 def our_caches(only: list[str] | None = None) -> list[tuple[str, RedisCache]]:

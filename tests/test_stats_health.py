@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import caches
 
 from django_creator_cache import health as health_module
+from django_creator_cache.backend.ops import server as server_ops
 from django_creator_cache.exceptions import CacheUnavailable
 from tests.conftest import Target, single_entry
 from tests.redis_servers import RedisServer
@@ -22,13 +23,13 @@ PASSWORD = "s3cret"
 
 def test_health_is_healthy_with_latency(target: Target, monkeypatch: Any) -> None:
     pinged: list[Any] = []
-    real_ping = health_module._ping
+    real_fresh = server_ops._fresh
 
-    def counting_ping(pool: Any, timeout: float) -> None:
+    def counting_fresh(pool: Any, timeout: float) -> Any:
         pinged.append(pool)
-        real_ping(pool, timeout)
+        return real_fresh(pool, timeout)
 
-    monkeypatch.setattr(health_module, "_ping", counting_ping)
+    monkeypatch.setattr(server_ops, "_fresh", counting_fresh)
     health = target.cache.health()
     # every primary is pinged, once
     assert len(pinged) == len(set(map(id, pinged))) == (3 if target.mode == "cluster" else 1)
@@ -58,13 +59,13 @@ def test_health_of_a_stopped_server(
     down_cache: Any, own_redis_server: RedisServer, settings: Any, monkeypatch: Any
 ) -> None:
     pings: list[float] = []
-    real_ping = health_module._ping
+    real_fresh = server_ops._fresh
 
-    def counting_ping(pool: Any, timeout: float) -> None:
+    def counting_fresh(pool: Any, timeout: float) -> Any:
         pings.append(timeout)
-        real_ping(pool, timeout)
+        return real_fresh(pool, timeout)
 
-    monkeypatch.setattr(health_module, "_ping", counting_ping)
+    monkeypatch.setattr(server_ops, "_fresh", counting_fresh)
     settings.CACHE_HEALTH_RETRIES = 2
     settings.CACHE_HEALTH_INTERVAL = 0.01
     settings.CACHE_HEALTH_TIMEOUT = 0.5

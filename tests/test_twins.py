@@ -26,7 +26,7 @@ PURE = {
     "tracks_prefix", "indexes_of", "index_key", "prefix_index", "tag_indexes", "read",
     "read_many", "decode", "log_corrupt", "fallback_get", "fallback_get_many",
     "forget_local", "forget_tier", "forget_all_local", "get_client", "reset",
-    "get_backend_timeout", "lock", "health", "stats", "flush_stats",
+    "get_backend_timeout", "lock", "flush_stats",
 }  # fmt: skip
 
 

@@ -20,13 +20,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
-from .. import stats as stats_module
 from ..exceptions import CorruptValue
 from ..keys import KeyManager
 from ..ttl import policy
 from . import async_connection, connection, local_tier
+from . import counters as counts
 from . import options as options_module
 from .codec import Codec, load_compressor, load_serializer
 from .execution import Executor, Steps
@@ -139,14 +138,17 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
     @cached_property
     def _redis(self) -> Any:
         client = connection.get_client(self.options)
-        self._start_stats(client)
+        self._start_stats(latest=True)
         return client
 
-    def _start_stats(self, client: Any) -> None:
+    def _start_stats(self, latest: bool = False) -> None:
+        """Counts are flushed by a thread through a backend's executor (on the sync
+        client, built in that thread if this process only used the async one); the
+        latest backend built for the alias is the one whose settings count."""
         counters = self.runtime.counters
-        if counters.flush_target is None or not isinstance(client, connection.LazyClient):
-            counters.flush_target = (client, self.internal_key("stats", self.alias))
-        stats_module.registry.start_flusher(self.options.stats_flush_interval)
+        if latest or counters.flush_target is None:
+            counters.flush_target = (self.executor, self.internal_key("stats", self.alias))
+        counts.registry.start_flusher(self.options.stats_flush_interval)
 
     def _aclient(self) -> Any:
         """The redis.asyncio client of this alias in the running loop (made on first use)."""
@@ -158,8 +160,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
         client = async_connection.get_async_client(options)
         self._amemo = (weakref.ref(loop), options, client)
         if self.runtime.counters.flush_target is None:
-            # Statistics are flushed by a thread with the sync client, built there if need be.
-            self._start_stats(connection.LazyClient(options))
+            self._start_stats()
         return client
 
     @cached_property
@@ -372,38 +373,11 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
 
     # -- statistics and health -------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        """Ping every primary with ``CACHE_HEALTH_TIMEOUT``, retrying
-        ``CACHE_HEALTH_RETRIES`` times; returns healthy, latency_ms and error."""
-        check = import_string("django_creator_cache.health.check")
-        return check(self)  # type: ignore[no-any-return]
-
-    def stats(self, server: bool = True) -> dict[str, Any]:
-        """Site-wide counters for this alias, plus server facts when ``server``."""
-        runtime = self.runtime
-        key = self.internal_key("stats", self.alias)
-        breaker = runtime.breaker
-
-        def read_shared() -> Any:
-            if breaker.opened_at:  # circuit open: no network, this process's counts only
-                raise ConnectionError("circuit open")
-            return self._redis.hgetall(key)
-
-        fallback = runtime.fallback
-        result: dict[str, Any] = {
-            "alias": self.alias,
-            "mode": self.options.mode,
-            "location": self.options.safe_location,
-            **stats_module.totals(runtime.counters, read_shared),
-            "circuit": breaker.state,
-            "local_fallback_entries": None if fallback is None else len(fallback),
-            "local_tier": None if self.local_tier is None else self.local_tier.state(),
-        }
-        if server:
-            result.update(import_string("django_creator_cache.health.server_facts")(self))
-        return result
+    health, ahealth = twin(server.health)
+    stats, astats = twin(server.stats)
+    server_facts, aserver_facts = twin(server.server_facts)
 
     def flush_stats(self) -> bool:
         """Add this process's pending counts to Redis now (tests, shutdown)."""
-        _ = self._redis
-        return stats_module.flush(self.runtime.counters)
+        self._start_stats()
+        return counts.flush(self.runtime.counters)

@@ -190,15 +190,3 @@ def build_client(options: BackendOptions) -> RedisClientType:
     factory = factory_cls(_factory_options(options))
     client: redis.Redis = factory.connect(options.urls[0])
     return guard_client(client)  # type: ignore[no-any-return]
-
-
-class LazyClient:
-    """Stands for the sync client of ``options`` where only ``pipeline()`` is needed
-    (the statistics flusher of an async-only process), building it on first use
-    there: in the flusher's thread, never in an event loop."""
-
-    def __init__(self, options: BackendOptions) -> None:
-        self._options = options
-
-    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
-        return get_client(self._options).pipeline(*args, **kwargs)

@@ -70,6 +70,8 @@ class Request:
     """Something an operation asks Redis for, runnable on a sync or an async client."""
 
     __slots__ = ("client", "errors")
+    # Sent even while the circuit is open (a health check that must see the server).
+    through_open_circuit = False
 
     def __init__(self, client: Any = None, errors: bool = False) -> None:
         self.client = client  # an explicit client (django-redis's ``client=``), else the alias's
@@ -305,7 +307,7 @@ class Executor:
             elif isinstance(request, Local):
                 return _local(request.send, None)
             else:
-                refused = self._admit(operation)
+                refused = None if request.through_open_circuit else self._admit(operation)
                 reply = refused or request.send(request.client or client or self._client())
         except BaseException as exc:
             return self._failed(exc, operation, request)
@@ -319,7 +321,7 @@ class Executor:
             elif isinstance(request, Local):
                 return await _alocal(request.asend)
             else:
-                refused = self._admit(operation)
+                refused = None if request.through_open_circuit else self._admit(operation)
                 reply = refused or await request.asend(request.client or client or self._aclient())
         except BaseException as exc:
             return self._failed(exc, operation, request)

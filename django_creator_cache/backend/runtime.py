@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from .. import stats
+from . import counters
 from .circuit import CircuitBreaker, breaker_for
 from .fallback import LocalFallback
 from .options import BackendOptions
@@ -31,7 +31,7 @@ class Runtime:
         self.breaker: CircuitBreaker = breaker_for(
             name, alias, options.circuit_failures, options.circuit_cooldown, probe_timeout
         )
-        self.counters: stats.Counters = stats.registry.counters(name)
+        self.counters: counters.Counters = counters.registry.counters(name)
         self.fallback: LocalFallback | None = None
         if options.local_fallback:
             self.fallback = _fallback(name, options.local_fallback_size)
