@@ -37,15 +37,9 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
-import gc
 import http.client
-import io
-import json
 import multiprocessing
 import os
-import platform
-import shlex
 import signal
 import statistics
 import subprocess
@@ -56,18 +50,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import start_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
+from benchmarks.harness import REPO, Response
 
 PAGES = {"dashboard": "/", "campaign list": "/campaigns/"}
 MODES = ("bypass", "hit")
 EXPECTED = {"bypass": "SKIP", "hit": "HIT"}
 HOST = "127.0.0.1"
 BYPASS_HEADER = "X-Cache-Bypass"
-Response = tuple[str, dict[str, str], bytes]
 
 
 # -- setup --------------------------------------------------------------------------------------
@@ -100,44 +91,11 @@ def prepare_database(env: dict[str, str]) -> None:
 
 
 def requester(path: str, bypass: bool) -> Callable[[], Response]:
-    """One GET of ``path`` through Django's WSGI handler, as a WSGI server makes it."""
-    from django.core.handlers.wsgi import WSGIHandler
-
-    handler = WSGIHandler()
-    base = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SCRIPT_NAME": "",
-        "SERVER_NAME": HOST,
-        "SERVER_PORT": "80",
-        "HTTP_HOST": HOST,
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": HOST,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    """One GET of ``path`` through Django's WSGI handler, bypassing the cache if asked."""
+    extra = {"HTTP_HOST": HOST}
     if bypass:
-        base["HTTP_X_CACHE_BYPASS"] = "1"
-    started: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        started["status"], started["headers"] = status, headers
-
-    def get() -> Response:
-        environ = {**base, "wsgi.input": io.BytesIO()}
-        response = handler(environ, start_response)
-        try:
-            body = b"".join(response)
-        finally:
-            response.close()
-        return started["status"], dict(started["headers"]), body
-
-    return get
+        extra["HTTP_X_CACHE_BYPASS"] = "1"
+    return harness.wsgi_requester(path, HOST, extra)
 
 
 def check(response: Response, mode: str, what: str) -> None:
@@ -159,17 +117,10 @@ def run_slice(get: Callable[[], Response], seconds: float) -> tuple[int, float]:
 
 
 def commands_per_request(server: Any, get: Callable[[], Response], n: int) -> float:
-    before = server.commandstats()
-    for _ in range(n):
-        get()
-    after = server.commandstats()
-    delta = {name: after[name] - before.get(name, 0) for name in after}
-    for reading in ("info", "hello"):
-        delta.pop(reading, None)
-    return sum(delta.values()) / n
+    return sum(harness.commands_during(server, lambda: harness.run_cell(get, n)).values()) / n
 
 
-def in_process(args: argparse.Namespace, server: Any) -> dict[str, Any]:
+def in_process(args: Any, server: Any) -> dict[str, Any]:
     import django
 
     django.setup()
@@ -189,25 +140,23 @@ def in_process(args: argparse.Namespace, server: Any) -> dict[str, Any]:
         for mode in MODES
     }
     render_ms = {}
-    results: dict[str, dict[str, list[float]]] = {p: {m: [] for m in MODES} for p in PAGES}
     for page in PAGES:  # warm-up
         for mode in MODES:
             run_slice(gets[page, mode], args.slice_seconds)
-    for round_no in range(args.rounds):
-        gc.collect()
-        for page in PAGES:
-            done = dict.fromkeys(MODES, 0)
-            spent = dict.fromkeys(MODES, 0.0)
-            for slice_no in range(args.slices):
-                order = MODES if (round_no + slice_no) % 2 == 0 else MODES[::-1]
-                for mode in order:
-                    count, elapsed = run_slice(gets[page, mode], args.slice_seconds)
-                    done[mode] += count
-                    spent[mode] += elapsed
-                    check(gets[page, mode](), mode, f"{page}, {mode}")
-            for mode in MODES:
-                results[page][mode].append(done[mode] / spent[mode])
-        print(f"  in process: round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+
+    def run(page: str, mode: str) -> tuple[int, float]:
+        count, elapsed = run_slice(gets[page, mode], args.slice_seconds)
+        check(gets[page, mode](), mode, f"{page}, {mode}")
+        return count, elapsed
+
+    results = harness.interleaved(
+        PAGES,
+        lambda page: MODES,
+        run,
+        rounds=args.rounds,
+        slices=args.slices,
+        label="in process: ",
+    )
     for page in PAGES:
         render_ms[page] = 1000 / statistics.median(results[page]["bypass"])
     return {"req_per_s": results, "redis_commands_per_request": commands, "bypass_ms": render_ms}
@@ -296,10 +245,8 @@ def http_phase(port: int, path: str, mode: str, clients: int, seconds: float) ->
     return total / max(r[2] for r in results), sum(r[1] for r in results)
 
 
-def over_http(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dict[str, Any]:
-    from tests.redis_servers import free_port
-
-    port = free_port()
+def over_http(args: Any, env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    port = harness.free_port()
     log = tmp / "gunicorn.log"
     proc = start_gunicorn(env, port, args.workers, log)
     results: dict[str, dict[str, list[float]]] = {p: {m: [] for m in MODES} for p in PAGES}
@@ -310,12 +257,11 @@ def over_http(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dict[
                 http_phase(port, path, mode, args.clients, 0.5)
         for round_no in range(args.http_rounds):
             for page, path in PAGES.items():
-                order = MODES if round_no % 2 == 0 else MODES[::-1]
-                for mode in order:
+                for mode in harness.rotated(MODES, round_no):
                     rate, failed = http_phase(port, path, mode, args.clients, args.seconds)
                     results[page][mode].append(rate)
                     errors += failed
-            print(f"  gunicorn: round {round_no + 1}/{args.http_rounds} done", file=sys.stderr)
+            harness.progress(f"gunicorn: round {round_no + 1}/{args.http_rounds} done")
     finally:
         stop_gunicorn(proc)
     if errors:
@@ -329,75 +275,52 @@ def over_http(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dict[
 
 
 def table(results: dict[str, dict[str, list[float]]]) -> str:
-    lines = [
-        "| page | cache bypassed req/s | cache hit req/s | hit / bypassed |",
-        "|---|--:|--:|--:|",
+    rows = [
+        [
+            page,
+            harness.fmt_ops(statistics.median(per_mode["bypass"])),
+            harness.fmt_ops(statistics.median(per_mode["hit"])),
+            harness.fmt_ratio(harness.median_ratio(per_mode["hit"], per_mode["bypass"]), 1),
+        ]
+        for page, per_mode in results.items()
     ]
-    for page, per_mode in results.items():
-        ratio = statistics.median(
-            hit / bypass for hit, bypass in zip(per_mode["hit"], per_mode["bypass"], strict=True)
-        )
-        lines.append(
-            f"| {page} | {statistics.median(per_mode['bypass']):,.0f} | "
-            f"{statistics.median(per_mode['hit']):,.0f} | {ratio:.1f}x |"
-        )
-    return "\n".join(lines)
+    header = ["page", "cache bypassed req/s", "cache hit req/s", "hit / bypassed"]
+    return harness.markdown_table(header, rows, "lrrr")
 
 
-def versions(server: Any) -> dict[str, str]:
-    import django
-    import gunicorn
-    import redis
-
-    return {
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "gunicorn": gunicorn.__version__,
-        "redis-server": str(server.info("server")["redis_version"]),
-    }
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="in-process rounds (default 5)")
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=5)
     parser.add_argument("--slices", type=int, default=4, help="slices per mode and round (4)")
     parser.add_argument("--slice-seconds", type=float, default=0.5, help="seconds a slice (0.5)")
     parser.add_argument("--http-rounds", type=int, default=3, help="gunicorn rounds (default 3)")
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds a phase (4)")
     parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin part 1 to one CPU")
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv, ("rounds", "slices", "http_rounds", "clients", "workers"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
     all_cpus = os.sched_getaffinity(0)
-    cpu = None if args.no_pin else (max(all_cpus) if args.cpu is None else args.cpu)
-    server = start_server(cpu)
-    try:
-        with tempfile.TemporaryDirectory(prefix="example-bench-") as tmp:
-            env = project_env(Path(tmp) / "db.sqlite3", server.url)
-            prepare_database(env)
-            client_ = server.client()
-            client_.flushdb()  # what load_demo_data's invalidation left
-            client_.close()
-            os.environ.update(env)
-            if cpu is not None:
-                os.sched_setaffinity(0, {cpu})
-            print("# example project benchmark", flush=True)
-            started = time.perf_counter()
-            part1 = in_process(args, server)
-            os.sched_setaffinity(0, all_cpus)  # gunicorn and the clients get every CPU
-            part2 = over_http(args, env, Path(tmp))
-            duration = time.perf_counter() - started
-        meta = versions(server)
-    finally:
-        server.close()
+    cpu = harness.chosen_cpu(args)
+    with (
+        harness.redis_server(cpu) as server,
+        tempfile.TemporaryDirectory(prefix="example-bench-") as tmp,
+    ):
+        env = project_env(Path(tmp) / "db.sqlite3", server.url)
+        prepare_database(env)
+        client_ = server.client()
+        client_.flushdb()  # what load_demo_data's invalidation left
+        client_.close()
+        os.environ.update(env)
+        harness.pin(cpu)  # after the migrations: they run in subprocesses
+        print("# example project benchmark", flush=True)
+        started = time.perf_counter()
+        part1 = in_process(args, server)
+        os.sched_setaffinity(0, all_cpus)  # gunicorn and the clients get every CPU
+        part2 = over_http(args, env, Path(tmp))
+        duration = time.perf_counter() - started
+        meta = harness.versions(("Django", "redis-py", "gunicorn"), harness.server_version(server))
 
     print()
     print("In process, one client (Django's WSGI handler, no network):")
@@ -423,25 +346,20 @@ def main(argv: list[str] | None = None) -> int:
         "Bypassed: X-Cache-Bypass: 1 with EXAMPLE_ALLOW_CACHE_BYPASS=1, so cache_response's "
         "key_func returns None (X-Cache: SKIP: no read, no write) and the dashboard skips "
         "its data cache: every request runs the queries and renders. Hit: X-Cache: HIT, "
-        "one GET. Same URLs, middleware and decorators."
+        "one GET. Same URLs, middleware and decorators; SQLite database filled by "
+        "load_demo_data."
     )
-    print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, gunicorn {gunicorn}, "
-        "Redis {redis-server}; SQLite database filled by load_demo_data.".format(**meta)
-    )
-    print(
-        f"Pinned: {f'part 1 and redis-server on CPU {cpu}' if cpu is not None else 'no'}; "
-        f"part 2 unpinned on {len(all_cpus)} CPUs shared by clients, gunicorn and redis-server."
-    )
-    print(
-        f"Method: part 1 {args.rounds} rounds x {args.slices} slices of {args.slice_seconds} s "
+    harness.footer(
+        meta,
+        pinned=f"{f'part 1 and redis-server on CPU {cpu}' if cpu is not None else 'no'}; "
+        f"part 2 unpinned on {len(all_cpus)} CPUs shared by clients, gunicorn and redis-server.",
+        method=f"part 1 {args.rounds} rounds x {args.slices} slices of {args.slice_seconds} s "
         f"per mode (alternating); part 2 {args.http_rounds} rounds of {args.seconds} s phases "
-        "(alternating); ratios per round, medians over rounds."
+        "(alternating); ratios per round, medians over rounds.",
+        seconds=duration,
+        took="Took",
     )
-    print(f"Took {duration:.0f} s. Command: {command}")
-    if args.json:
-        document = {"command": command, "versions": meta, "in_process": part1, "http": part2}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    harness.write_json(args.json, {"versions": meta, "in_process": part1, "http": part2})
     return 0
 
 

@@ -35,12 +35,7 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -49,19 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from benchmarks.backend_bench import start_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
 
 PREFIX = "campaigns"
 KEY_PREFIX = "bench"
 TIMEOUT = 3600
 BATCH = 1000
 VALUE = {"id": 1, "name": "Campaign", "budget": "1999.99", "views": 123456}
-# Commands the measuring itself causes on the server.
-BACKGROUND = frozenset({"info", "hello"})
 
 
 @dataclass(frozen=True)
@@ -89,31 +79,14 @@ CANDIDATES = (
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES={
-            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-            "ours": {
-                "BACKEND": "django_creator_cache.backend.RedisCache",
-                "LOCATION": url,
-                "KEY_PREFIX": KEY_PREFIX,
-                "OPTIONS": {"INVALIDATION_PREFIXES": [PREFIX]},
-            },
-            "django_redis": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": url,
-                "KEY_PREFIX": KEY_PREFIX,
-            },
-        },
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
+    harness.configure_django(
+        {
+            "ours": harness.cache_entry(
+                "ours", url, KEY_PREFIX, {"INVALIDATION_PREFIXES": [PREFIX]}
+            ),
+            "django_redis": harness.cache_entry("django-redis", url, KEY_PREFIX),
+        }
     )
-    django.setup()
 
 
 # -- data and checks --------------------------------------------------------------------------
@@ -145,16 +118,6 @@ def existing(raw: Any, full_keys: list[str]) -> int:
     )
 
 
-def commandstats(raw: Any) -> dict[str, int]:
-    stats = raw.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-
-
-def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    found = {name: after[name] - before.get(name, 0) for name in after}
-    return {name: n for name, n in found.items() if n and name not in BACKGROUND}
-
-
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -168,7 +131,7 @@ class Cell:
     commands: list[dict[str, int]]
 
 
-def measure(size: int, repeat: int, raw: Any, caches: Any) -> dict[str, Cell]:
+def measure(size: int, repeat: int, server: Any, raw: Any, caches: Any) -> dict[str, Cell]:
     ours = caches["ours"]
     raw.flushdb()
     unrelated = unrelated_keys(size)
@@ -184,19 +147,24 @@ def measure(size: int, repeat: int, raw: Any, caches: Any) -> dict[str, Cell]:
 
     cells = {c.name: Cell([], [], [], []) for c in CANDIDATES}
     for round_no in range(repeat):
-        shift = round_no % len(CANDIDATES)
-        for candidate in CANDIDATES[shift:] + CANDIDATES[:shift]:
+        for candidate in harness.rotated(CANDIDATES, round_no):
             cache = caches[candidate.alias]
             cell = cells[candidate.name]
             cell.write_s.append(write(cache, entries))
             if existing(raw, entries_full) != size:
                 raise SystemExit(f"{candidate.name}: the {size} entries were not all written")
             gc.collect()
-            before = commandstats(raw)
-            start = time.perf_counter()
-            deleted = candidate.invalidate(cache)
-            seconds = time.perf_counter() - start
-            after = commandstats(raw)
+            timing: dict[str, Any] = {}
+
+            def invalidate(
+                candidate: Candidate = candidate, cache: Any = cache, out: Any = timing
+            ) -> None:
+                start = time.perf_counter()
+                out["deleted"] = candidate.invalidate(cache)
+                out["seconds"] = time.perf_counter() - start
+
+            commands = harness.commands_during(server, invalidate)
+            deleted, seconds = timing["deleted"], timing["seconds"]
             # Exactly the entries under the prefix, and nothing else.
             if deleted != size:
                 raise SystemExit(f"{candidate.name}: returned {deleted}, expected {size}")
@@ -208,7 +176,7 @@ def measure(size: int, repeat: int, raw: Any, caches: Any) -> dict[str, Cell]:
                 raise SystemExit(f"{candidate.name}: {int(raw.dbsize()) - baseline} keys left over")
             cell.ms.append(seconds * 1000)
             cell.deleted.append(deleted)
-            cell.commands.append(delta(before, after))
+            cell.commands.append(commands)
     return cells
 
 
@@ -225,21 +193,22 @@ def fmt_commands(commands: list[dict[str, int]]) -> str:
 
 
 def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]]]:
-    lines = [
-        "| entries under the prefix (+ as many unrelated keys) | candidate | ms per invalidation "
-        "| vs ours | keys deleted | Redis commands per invalidation | writing the entries |",
-        "|--:|---|--:|--:|--:|---|--:|",
-    ]
-    rows = []
+    lines, rows = [], []
     for size, cells in results.items():
         ours_ms = statistics.median(cells[CANDIDATES[0].name].ms)
         for candidate in CANDIDATES:
             cell = cells[candidate.name]
             ms = statistics.median(cell.ms)
             lines.append(
-                f"| {size:,} | {candidate.name} | {ms:,.1f} | {ms / ours_ms:.1f}x "
-                f"| {statistics.median(cell.deleted):,.0f} | {fmt_commands(cell.commands)} "
-                f"| {statistics.median(cell.write_s):.2f} s |"
+                [
+                    f"{size:,}",
+                    candidate.name,
+                    f"{ms:,.1f}",
+                    harness.fmt_ratio(ms / ours_ms, 1),
+                    f"{statistics.median(cell.deleted):,.0f}",
+                    fmt_commands(cell.commands),
+                    f"{statistics.median(cell.write_s):.2f} s",
+                ]
             )
             rows.append(
                 {
@@ -251,28 +220,23 @@ def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]
                     "commands": cell.commands,
                 }
             )
-    return "\n".join(lines), rows
-
-
-def versions(raw: Any) -> dict[str, str]:
-    import django
-    import django_redis
-    import redis
-
-    return {
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "django-redis": django_redis.__version__,
-        "redis-server": raw.info("server")["redis_version"],
-    }
+    header = [
+        "entries under the prefix (+ as many unrelated keys)",
+        "candidate",
+        "ms per invalidation",
+        "vs ours",
+        "keys deleted",
+        "Redis commands per invalidation",
+        "writing the entries",
+    ]
+    return harness.markdown_table(header, lines, "rlrrrlr"), rows
 
 
 # -- main -----------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__)
     parser.add_argument(
         "--sizes",
         default="1000,10000,100000",
@@ -281,41 +245,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=3, help="repetitions per size and candidate (default 3)"
     )
-    parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin this process and redis-server to one CPU"
-    )
-    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    args = harness.parse(parser, argv, ("repeat",))
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not args.sizes or min(args.sizes) < 2:
+        raise SystemExit("--sizes must be numbers >= 2")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    if not sizes or min(sizes) < 2 or args.repeat < 1:
-        raise SystemExit("--sizes must be numbers >= 2 and --repeat positive")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
-        os.sched_setaffinity(0, {cpu})
-
-    server = start_server(cpu)
-    try:
-        return bench(args, sizes, server, cpu, command)
-    finally:
-        server.close()
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu)
 
 
-def bench(
-    args: argparse.Namespace, sizes: list[int], server: Any, cpu: int | None, command: str
-) -> int:
-    import redis
-
+def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
 
-    raw = redis.Redis(host=server.host, port=server.port)
+    raw = server.client()
     if not caches["ours"].tracks_prefix(PREFIX):
         raise SystemExit(f"our backend does not track {PREFIX!r}: check INVALIDATION_PREFIXES")
     # Warm-up: connections, and our Lua script loaded (its first EVALSHA would fail once).
@@ -324,38 +271,31 @@ def bench(
         write(cache, entry_keys(10))
         if candidate.invalidate(cache) != 10:
             raise SystemExit(f"{candidate.name}: the warm-up did not delete its 10 entries")
-    print(f"# invalidation benchmark: sizes {sizes}, {args.repeat} repetitions", flush=True)
+    print(f"# invalidation benchmark: sizes {args.sizes}, {args.repeat} repetitions", flush=True)
     started = time.perf_counter()
     results = {}
-    for size in sizes:
-        results[size] = measure(size, args.repeat, raw, caches)
-        print(f"  {size:,} done", file=sys.stderr, flush=True)
+    for size in args.sizes:
+        results[size] = measure(size, args.repeat, server, raw, caches)
+        harness.progress(f"{size:,} done")
     duration = time.perf_counter() - started
-    errors = caches["ours"]._counters.errors
-    if errors:
-        raise SystemExit(f"our backend counted {errors} Redis errors during the run")
+    harness.require_no_errors(caches["ours"])
 
     text, rows = table(results)
-    meta = versions(raw)
-    pinned = f"yes, benchmark and redis-server on CPU {cpu}" if cpu is not None else "no"
+    meta = harness.versions(("Django", "redis-py", "django-redis"), harness.server_version(server))
     print()
     print(text)
     print()
-    print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, "
-        "django-redis {django-redis}, Redis {redis-server}".format(**meta)
-    )
-    print(f"Pinned: {pinned}")
-    print(
-        f"Method: per size, N unrelated keys stay in the database; each repetition, every "
+    harness.footer(
+        meta,
+        pinned=harness.pinned_text(cpu),
+        method=f"per size, N unrelated keys stay in the database; each repetition, every "
         f"candidate writes N entries (set_many, batches of {BATCH}, TTL {TIMEOUT} s) and "
         f"deletes them; median of {args.repeat} repetitions; every deletion checked (count, "
-        "entries gone, unrelated keys kept, database size back to before)."
+        "entries gone, unrelated keys kept, database size back to before).",
+        seconds=duration,
+        took="Run time",
     )
-    print(f"Run time: {duration:.0f} s. Command: {command}")
-    if args.json:
-        document = {"command": command, "pinned_cpu": cpu, "versions": meta, "rows": rows}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "rows": rows})
     return 0
 
 

@@ -24,11 +24,7 @@ The script starts its own redis-server (``--save "" --appendonly no``, free port
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
-import platform
-import shlex
 import statistics
 import sys
 import threading
@@ -37,16 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
 
 CANDIDATES = ("ours", "django-redis", "django")
-BACKENDS = {
-    "ours": "django_creator_cache.backend.RedisCache",
-    "django-redis": "django_redis.cache.RedisCache",
-    "django": "django.core.cache.backends.redis.RedisCache",
-}
 ALIASES = {"ours": "ours", "django-redis": "django_redis", "django": "django_builtin"}
 PREFIXES = {"ours": "ours", "django-redis": "djr", "django": "dj"}
 LABELS = {"ours": "ours", "django-redis": "django-redis", "django": "Django RedisCache"}
@@ -66,21 +56,9 @@ class Stampede:
 
 
 def configure_django(url: str) -> None:
-    import django
-    from django.conf import settings
-
-    caches = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    for name, backend in BACKENDS.items():
-        caches[ALIASES[name]] = {"BACKEND": backend, "LOCATION": url, "KEY_PREFIX": PREFIXES[name]}
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES=caches,
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        LOGGING_CONFIG=None,
+    harness.configure_django(
+        {ALIASES[name]: harness.cache_entry(name, url, PREFIXES[name]) for name in CANDIDATES}
     )
-    django.setup()
 
 
 def _caller(
@@ -128,7 +106,7 @@ def _process(
         worker.join(120)
 
 
-def stampede(name: str, round_no: int, args: argparse.Namespace, raw: Any) -> Stampede:
+def stampede(name: str, round_no: int, args: Any, raw: Any) -> Stampede:
     ctx = multiprocessing.get_context("fork")
     callers = args.processes * args.threads
     key = f"cold-{round_no}"
@@ -172,37 +150,22 @@ def stampede(name: str, round_no: int, args: argparse.Namespace, raw: Any) -> St
     return result
 
 
-def versions(raw: Any) -> dict[str, str]:
-    import django
-    import django_redis
-    import hiredis
-    import redis
-
-    return {
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "hiredis": hiredis.__version__,
-        "django-redis": django_redis.__version__,
-        "redis-server": raw.info("server")["redis_version"],
-    }
-
-
 def table(runs: dict[str, list[Stampede]], callers: int) -> tuple[str, list[dict[str, Any]]]:
-    lines = [
-        "| candidate | callers | computations per stampede: median (min-max) "
-        "| caller latency p50 | caller latency max | errors |",
-        "|---|---|---|---|---|---|",
-    ]
-    rows = []
+    lines, rows = [], []
     for name in CANDIDATES:
         counts = [s.computations for s in runs[name]]
         latencies = [t for s in runs[name] for t in s.latencies]
         errors = sum(len(s.errors) for s in runs[name])
         p50, worst = statistics.median(latencies) * 1000, max(latencies) * 1000
         lines.append(
-            f"| {LABELS[name]} | {callers} | {statistics.median(counts):g} "
-            f"({min(counts)}-{max(counts)}) | {p50:.0f} ms | {worst:.0f} ms | {errors} |"
+            [
+                LABELS[name],
+                callers,
+                f"{statistics.median(counts):g} ({min(counts)}-{max(counts)})",
+                f"{p50:.0f} ms",
+                f"{worst:.0f} ms",
+                errors,
+            ]
         )
         rows.append(
             {
@@ -213,30 +176,34 @@ def table(runs: dict[str, list[Stampede]], callers: int) -> tuple[str, list[dict
                 "errors": errors,
             }
         )
-    return "\n".join(lines), rows
+    header = [
+        "candidate",
+        "callers",
+        "computations per stampede: median (min-max)",
+        "caller latency p50",
+        "caller latency max",
+        "errors",
+    ]
+    return harness.markdown_table(header, lines), rows
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, rounds=5, pin=None)
     parser.add_argument("--processes", type=int, default=4, help="processes (default 4)")
     parser.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
-    parser.add_argument("--rounds", type=int, default=5, help="stampedes per candidate (default 5)")
     parser.add_argument(
         "--compute-ms", type=int, default=200, help="how long the function takes (default 200)"
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    args = harness.parse(parser, argv, ("processes", "threads", "rounds"))
+    if args.compute_ms < 0:
+        raise SystemExit("--compute-ms must not be negative")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     global _URL
     args = parse_args(argv)
-    if min(args.processes, args.threads, args.rounds) < 1 or args.compute_ms < 0:
-        raise SystemExit("--processes, --threads and --rounds must be positive")
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    from tests.redis_servers import RedisServer
-
-    with RedisServer() as server:
+    with harness.redis_server() as server:
         _URL = server.url
         configure_django(server.url)
         raw = _raw_client()
@@ -249,31 +216,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         started = time.perf_counter()
         for round_no in range(args.rounds):
-            shift = round_no % len(CANDIDATES)
-            for name in CANDIDATES[shift:] + CANDIDATES[:shift]:
+            for name in harness.rotated(CANDIDATES, round_no):
                 runs[name].append(stampede(name, round_no, args, raw))
-            print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+            harness.progress(f"round {round_no + 1}/{args.rounds} done")
         duration = time.perf_counter() - started
-        meta = versions(raw)
+        meta = harness.versions(
+            ("Django", "redis-py", "hiredis", "django-redis"), harness.server_version(server)
+        )
 
     text, rows = table(runs, callers)
     print()
     print(text)
     print()
-    print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, hiredis {hiredis}, "
-        "django-redis {django-redis}, Redis {redis-server}".format(**meta)
-    )
-    print(
-        f"Method: {args.rounds} stampedes per candidate, each on a fresh cold key: "
+    harness.footer(
+        meta,
+        method=f"{args.rounds} stampedes per candidate, each on a fresh cold key: "
         f"{args.processes} forked processes x {args.threads} threads released by one barrier "
         f"call get_or_set(key, f, {TIMEOUT}); f counts itself with INCR and sleeps "
-        f"{args.compute_ms} ms. Latency: barrier to value, all callers of all rounds."
+        f"{args.compute_ms} ms. Latency: barrier to value, all callers of all rounds.",
+        seconds=duration,
+        took="Took",
     )
-    print(f"Took {duration:.0f} s. Command: {command}")
-    if args.json:
-        document = {"command": command, "versions": meta, "args": vars(args), "rows": rows}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    harness.write_json(args.json, {"versions": meta, "args": vars(args), "rows": rows})
     return 0
 
 

@@ -7,12 +7,9 @@ callers that catch ``ValueError``/``TypeError`` keep working.
 from __future__ import annotations
 
 import pickle
-from typing import TYPE_CHECKING
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
-
-if TYPE_CHECKING:
-    from .ratelimit.core import Usage
 
 
 class CacheError(Exception):
@@ -71,7 +68,7 @@ class Ratelimited(CacheError, PermissionDenied):
     handles it, Django answers 403 through ``handler403``.
     """
 
-    def __init__(self, usage: Usage) -> None:
+    def __init__(self, usage: Any) -> None:  # a ratelimit.core.Usage
         self.usage = usage
         super().__init__(
             f"rate limit {usage.group!r} exceeded ({usage.limit} allowed); "

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .backend.cache import RedisCache
+
+class _Keyed(Protocol):
+    """What a key manager needs of its backend (``RedisCache`` provides it)."""
+
+    @property
+    def key_separator(self) -> str: ...
+
+    def make_key(self, key: Any, version: int | None = None) -> str: ...
+
 
 HASH_MARK = "#"
 _DIGEST_CHARS = 32
@@ -61,7 +68,7 @@ class KeyManager:
     gives the exact Redis key, with the alias's prefix and version.
     """
 
-    def __init__(self, cache: RedisCache) -> None:
+    def __init__(self, cache: _Keyed) -> None:
         self._cache = cache
 
     @property

@@ -24,7 +24,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from redis.exceptions import ResponseError
 
@@ -33,7 +33,17 @@ from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS
 from .scripts import LuaScript
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .circuit import CircuitBreaker
+
+
+class PolicyState(Protocol):
+    """What the policy keeps per alias (``runtime.Runtime``): breaker, counters, fallback."""
+
+    breaker: CircuitBreaker
+    counters: Any
+
+    def recovered(self) -> None: ...
+
 
 logger = logging.getLogger("django_creator_cache")
 
@@ -254,7 +264,7 @@ class Executor:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: PolicyState,
         *,
         alias: str,
         location: str,

@@ -1,7 +1,7 @@
 """Redis hash, set and sorted-set helpers, compatible with django-redis 7.0.
 
 Same names, parameters, defaults, member encoding and return values as
-django-redis's ``RedisCache`` (``client/default.py``, ``client/mixins/sorted_sets.py``):
+django-redis's ``Backend`` (``client/default.py``, ``client/mixins/sorted_sets.py``):
 set members are encoded like cache values (integers stay raw), sorted-set members
 are always serialised, hash values are encoded like cache values and hash field
 names are stored as given. Set-returning helpers build Python sets, so their
@@ -33,7 +33,7 @@ from .execution import Call, Pipe, Steps, Unavailable
 from .structures_zsets import HashesSortedSetsMixin, bind, decoded, one_or_many
 
 if TYPE_CHECKING:
-    from .cache import RedisCache
+    from .protocol import Backend
 
 # Client-side versions of SDIFF, SINTER and SUNION: (first set, other sets) -> result.
 _SET_OPS: dict[str, Callable[[set[bytes], list[set[bytes]]], set[bytes]]] = {
@@ -43,11 +43,11 @@ _SET_OPS: dict[str, Callable[[set[bytes], list[set[bytes]]], set[bytes]]] = {
 }
 
 
-def _fulls(cache: RedisCache, keys: Iterable[Any], version: int | None) -> list[str]:
+def _fulls(cache: Backend, keys: Iterable[Any], version: int | None) -> list[str]:
     return [cache.make_key(key, version) for key in keys]
 
 
-def _cross_slot(cache: RedisCache, fulls: list[str]) -> bool:
+def _cross_slot(cache: Backend, fulls: list[str]) -> bool:
     """True on a Cluster when ``fulls`` do not all hash to one slot."""
     return cache.cluster and len({key_slot(k.encode()) for k in fulls}) > 1
 
@@ -59,7 +59,7 @@ def _combine(op: str, fulls: list[str]) -> Steps[set[bytes]]:
     return _SET_OPS[op](first, rest)
 
 
-def _set_op(cache: RedisCache, op: str, fulls: list[str]) -> Steps[set[Any]]:
+def _set_op(cache: Backend, op: str, fulls: list[str]) -> Steps[set[Any]]:
     try:
         if _cross_slot(cache, fulls):
             found = yield from _combine(op, fulls)
@@ -70,7 +70,7 @@ def _set_op(cache: RedisCache, op: str, fulls: list[str]) -> Steps[set[Any]]:
     return set(decoded(cache, found))
 
 
-def _set_op_store(cache: RedisCache, op: str, dest: str, fulls: list[str]) -> Steps[int]:
+def _set_op_store(cache: Backend, op: str, dest: str, fulls: list[str]) -> Steps[int]:
     try:
         if not _cross_slot(cache, [dest, *fulls]):
             return int((yield Call(f"{op}store", dest, *fulls)))
@@ -84,14 +84,14 @@ def _set_op_store(cache: RedisCache, op: str, dest: str, fulls: list[str]) -> St
     return len(found)
 
 
-def _match(cache: RedisCache, match: str | None) -> Any:
+def _match(cache: Backend, match: str | None) -> Any:
     """The SSCAN ``MATCH`` pattern, encoded like a member (as django-redis does)."""
     if match and cache.options.compressor:
         raise ValueError("Using match with compression is not supported.")
     return cache.codec.encode(match) if match else None
 
 
-def _sadd(cache: RedisCache, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
+def _sadd(cache: Backend, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
     """Number of members added to the set ``key``."""
     encoded = [cache.codec.encode(v) for v in values]
     try:
@@ -100,7 +100,7 @@ def _sadd(cache: RedisCache, key: Any, *values: Any, version: int | None = None)
         return 0
 
 
-def _scard(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int]:
+def _scard(cache: Backend, key: Any, version: int | None = None) -> Steps[int]:
     """Number of members of the set ``key``."""
     try:
         return int((yield Call("scard", cache.make_key(key, version))))
@@ -108,7 +108,7 @@ def _scard(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int
         return 0
 
 
-def _sdiff(cache: RedisCache, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+def _sdiff(cache: Backend, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
     """Members of the first set that are in none of the others.
 
     Cluster, keys in several slots: SMEMBERS of each (one pipeline), combined in
@@ -117,7 +117,7 @@ def _sdiff(cache: RedisCache, *keys: Any, version: int | None = None) -> Steps[s
 
 
 def _sdiffstore(
-    cache: RedisCache,
+    cache: Backend,
     dest: Any,
     *keys: Any,
     version_dest: int | None = None,
@@ -131,14 +131,12 @@ def _sdiffstore(
     return (yield from _set_op_store(cache, "sdiff", full_dest, _fulls(cache, keys, version_keys)))
 
 
-def _sinter(cache: RedisCache, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+def _sinter(cache: Backend, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
     """Members present in every one of the sets (Cluster, several slots: see ``sdiff``)."""
     return (yield from _set_op(cache, "sinter", _fulls(cache, keys, version)))
 
 
-def _sinterstore(
-    cache: RedisCache, dest: Any, *keys: Any, version: int | None = None
-) -> Steps[int]:
+def _sinterstore(cache: Backend, dest: Any, *keys: Any, version: int | None = None) -> Steps[int]:
     """Size of the set ``dest`` after storing ``sinter(*keys)`` in it (Cluster, several
     slots: see ``sdiffstore``)."""
     full_dest = cache.make_key(dest, version)
@@ -146,7 +144,7 @@ def _sinterstore(
 
 
 def _smismember(
-    cache: RedisCache, key: Any, *members: Any, version: int | None = None
+    cache: Backend, key: Any, *members: Any, version: int | None = None
 ) -> Steps[list[bool]]:
     """For each of ``members``, whether it is in the set ``key``."""
     encoded = [cache.codec.encode(m) for m in members]
@@ -157,7 +155,7 @@ def _smismember(
     return [bool(value) for value in found]
 
 
-def _sismember(cache: RedisCache, key: Any, member: Any, version: int | None = None) -> Steps[bool]:
+def _sismember(cache: Backend, key: Any, member: Any, version: int | None = None) -> Steps[bool]:
     """Whether ``member`` is in the set ``key``."""
     encoded = cache.codec.encode(member)
     try:
@@ -166,7 +164,7 @@ def _sismember(cache: RedisCache, key: Any, member: Any, version: int | None = N
         return False
 
 
-def _smembers(cache: RedisCache, key: Any, version: int | None = None) -> Steps[set[Any]]:
+def _smembers(cache: Backend, key: Any, version: int | None = None) -> Steps[set[Any]]:
     """All members of the set ``key``."""
     try:
         found = yield Call("smembers", cache.make_key(key, version))
@@ -176,7 +174,7 @@ def _smembers(cache: RedisCache, key: Any, version: int | None = None) -> Steps[
 
 
 def _smove(
-    cache: RedisCache, source: Any, destination: Any, member: Any, version: int | None = None
+    cache: Backend, source: Any, destination: Any, member: Any, version: int | None = None
 ) -> Steps[bool]:
     """Whether ``member`` was moved from the set ``source`` to ``destination``.
 
@@ -196,7 +194,7 @@ def _smove(
 
 
 def _spop(
-    cache: RedisCache, key: Any, count: int | None = None, version: int | None = None
+    cache: Backend, key: Any, count: int | None = None, version: int | None = None
 ) -> Steps[Any]:
     """A removed random member (None if empty), or a set of up to ``count``."""
     try:
@@ -207,7 +205,7 @@ def _spop(
 
 
 def _srandmember(
-    cache: RedisCache, key: Any, count: int | None = None, version: int | None = None
+    cache: Backend, key: Any, count: int | None = None, version: int | None = None
 ) -> Steps[Any]:
     """A random member (None if empty), or a list of ``count`` members."""
     try:
@@ -217,7 +215,7 @@ def _srandmember(
     return one_or_many(cache, reply, list)
 
 
-def _srem(cache: RedisCache, key: Any, *members: Any, version: int | None = None) -> Steps[int]:
+def _srem(cache: Backend, key: Any, *members: Any, version: int | None = None) -> Steps[int]:
     """Number of members removed from the set ``key``."""
     encoded = [cache.codec.encode(m) for m in members]
     try:
@@ -227,7 +225,7 @@ def _srem(cache: RedisCache, key: Any, *members: Any, version: int | None = None
 
 
 def _sscan(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     match: str | None = None,
     count: int | None = 10,
@@ -245,7 +243,7 @@ def _sscan(
 
 
 def _sscan_iter(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     match: str | None = None,
     count: int | None = 10,
@@ -267,13 +265,13 @@ def _sscan_iter(
     return decoded(cache, found)
 
 
-def _sunion(cache: RedisCache, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
+def _sunion(cache: Backend, *keys: Any, version: int | None = None) -> Steps[set[Any]]:
     """Members present in any of the sets (Cluster, several slots: see ``sdiff``)."""
     return (yield from _set_op(cache, "sunion", _fulls(cache, keys, version)))
 
 
 def _sunionstore(
-    cache: RedisCache, destination: Any, *keys: Any, version: int | None = None
+    cache: Backend, destination: Any, *keys: Any, version: int | None = None
 ) -> Steps[int]:
     """Size of the set ``destination`` after storing ``sunion(*keys)`` in it (Cluster,
     several slots: see ``sdiffstore``)."""
@@ -282,7 +280,7 @@ def _sunionstore(
 
 
 class StructuresMixin(HashesSortedSetsMixin):
-    """django-redis's set, hash and sorted-set helpers for ``RedisCache``, each with its
+    """django-redis's set, hash and sorted-set helpers for ``Backend``, each with its
     native async twin."""
 
     sadd, asadd = bind(_sadd)

@@ -18,7 +18,7 @@ from .execution import Call, Steps, Unavailable
 from .ops import twin
 
 if TYPE_CHECKING:
-    from .cache import RedisCache
+    from .protocol import Backend
 
 logger = logging.getLogger("django_creator_cache")
 
@@ -44,18 +44,18 @@ def bind(
     return pair
 
 
-def decoded(cache: RedisCache, raws: Iterable[Any]) -> list[Any]:
+def decoded(cache: Backend, raws: Iterable[Any]) -> list[Any]:
     """Decoded members; an unreadable one is skipped, logged and counted as corrupt."""
     return [value for value in (_member(cache, raw) for raw in raws) if value is not _CORRUPT]
 
 
-def scored(cache: RedisCache, pairs: Iterable[Any]) -> list[tuple[Any, Any]]:
+def scored(cache: Backend, pairs: Iterable[Any]) -> list[tuple[Any, Any]]:
     """``(member, score)`` pairs with members decoded, unreadable ones skipped."""
     found = ((_member(cache, member), score) for member, score in pairs)
     return [pair for pair in found if pair[0] is not _CORRUPT]
 
 
-def one_or_many(cache: RedisCache, reply: Any, container: Callable[[list[Any]], Any]) -> Any:
+def one_or_many(cache: Backend, reply: Any, container: Callable[[list[Any]], Any]) -> Any:
     """django-redis's ``_decode_iterable_result``: None, a container, or one member."""
     if reply is None:
         return None
@@ -65,7 +65,7 @@ def one_or_many(cache: RedisCache, reply: Any, container: Callable[[list[Any]], 
     return None if value is _CORRUPT else value
 
 
-def _member(cache: RedisCache, raw: Any) -> Any:
+def _member(cache: Backend, raw: Any) -> Any:
     try:
         return cache.codec.decode(raw)
     except CorruptValue as exc:
@@ -87,7 +87,7 @@ def _ask(request: Call, default: R, cast: Callable[[Any], R] | None = None) -> S
 
 
 def _hset(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     field: Any = None,
     value: Any = None,
@@ -107,17 +107,17 @@ def _hset(
     return (yield from _ask(request, 0, int))
 
 
-def _hdel(cache: RedisCache, key: Any, field: Any, version: int | None = None) -> Steps[int]:
+def _hdel(cache: Backend, key: Any, field: Any, version: int | None = None) -> Steps[int]:
     """Number of fields removed from the hash ``key`` (0 or 1)."""
     return (yield from _ask(Call("hdel", cache.make_key(key, version), field), 0, int))
 
 
-def _hlen(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int]:
+def _hlen(cache: Backend, key: Any, version: int | None = None) -> Steps[int]:
     """Number of fields in the hash ``key``."""
     return (yield from _ask(Call("hlen", cache.make_key(key, version)), 0, int))
 
 
-def _hkeys(cache: RedisCache, key: Any, version: int | None = None) -> Steps[list[str]]:
+def _hkeys(cache: Backend, key: Any, version: int | None = None) -> Steps[list[str]]:
     """Field names of the hash ``key``, as str."""
     try:
         fields = yield Call("hkeys", cache.make_key(key, version))
@@ -126,7 +126,7 @@ def _hkeys(cache: RedisCache, key: Any, version: int | None = None) -> Steps[lis
     return [f.decode() if isinstance(f, bytes) else f for f in fields]
 
 
-def _hexists(cache: RedisCache, key: Any, field: Any, version: int | None = None) -> Steps[bool]:
+def _hexists(cache: Backend, key: Any, field: Any, version: int | None = None) -> Steps[bool]:
     """Whether ``field`` exists in the hash ``key``."""
     return (yield from _ask(Call("hexists", cache.make_key(key, version), field), False, bool))
 
@@ -135,7 +135,7 @@ def _hexists(cache: RedisCache, key: Any, field: Any, version: int | None = None
 
 
 def _zadd(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     mapping: Mapping[Any, float],
     nx: bool = False,
@@ -153,20 +153,20 @@ def _zadd(
     return (yield from _ask(Call("zadd", full, encoded, **flags), 0))
 
 
-def _zcard(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int]:
+def _zcard(cache: Backend, key: Any, version: int | None = None) -> Steps[int]:
     """Number of members of the sorted set ``key``."""
     return (yield from _ask(Call("zcard", cache.make_key(key, version)), 0, int))
 
 
 def _zcount(
-    cache: RedisCache, key: Any, min: float | str, max: float | str, version: int | None = None
+    cache: Backend, key: Any, min: float | str, max: float | str, version: int | None = None
 ) -> Steps[int]:
     """Number of members with a score between ``min`` and ``max``."""
     return (yield from _ask(Call("zcount", cache.make_key(key, version), min, max), 0, int))
 
 
 def _zincrby(
-    cache: RedisCache, key: Any, amount: float, value: Any, version: int | None = None
+    cache: Backend, key: Any, amount: float, value: Any, version: int | None = None
 ) -> Steps[float | None]:
     """The new score of ``value`` after adding ``amount``."""
     member = cache.codec.encode_serialized(value)
@@ -178,22 +178,20 @@ def _zincrby(
 
 
 def _zpopmax(
-    cache: RedisCache, key: Any, count: int | None = None, version: int | None = None
+    cache: Backend, key: Any, count: int | None = None, version: int | None = None
 ) -> Steps[Any]:
     """The removed highest ``(member, score)`` (None if empty), or a list of ``count``."""
     return (yield from _pop(cache, "zpopmax", key, count, version))
 
 
 def _zpopmin(
-    cache: RedisCache, key: Any, count: int | None = None, version: int | None = None
+    cache: Backend, key: Any, count: int | None = None, version: int | None = None
 ) -> Steps[Any]:
     """The removed lowest ``(member, score)`` (None if empty), or a list of ``count``."""
     return (yield from _pop(cache, "zpopmin", key, count, version))
 
 
-def _pop(
-    cache: RedisCache, op: str, key: Any, count: int | None, version: int | None
-) -> Steps[Any]:
+def _pop(cache: Backend, op: str, key: Any, count: int | None, version: int | None) -> Steps[Any]:
     try:
         reply = yield Call(op, cache.make_key(key, version), count)
     except Unavailable:
@@ -205,7 +203,7 @@ def _pop(
 
 
 def _zrange(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     start: int,
     end: int,
@@ -225,7 +223,7 @@ def _zrange(
 
 
 def _zrangebyscore(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     min: float | str,
     max: float | str,
@@ -243,7 +241,7 @@ def _zrangebyscore(
 
 
 def _zrevrange(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     start: int,
     end: int,
@@ -258,7 +256,7 @@ def _zrevrange(
 
 
 def _zrevrangebyscore(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     max: float | str,
     min: float | str,
@@ -275,7 +273,7 @@ def _zrevrangebyscore(
     return (yield from _range(cache, request, withscores))
 
 
-def _range(cache: RedisCache, request: Call, withscores: bool) -> Steps[list[Any]]:
+def _range(cache: Backend, request: Call, withscores: bool) -> Steps[list[Any]]:
     try:
         reply = yield request
     except Unavailable:
@@ -284,7 +282,7 @@ def _range(cache: RedisCache, request: Call, withscores: bool) -> Steps[list[Any
 
 
 def _zrank(
-    cache: RedisCache, key: Any, value: Any, withscore: bool = False, version: int | None = None
+    cache: Backend, key: Any, value: Any, withscore: bool = False, version: int | None = None
 ) -> Steps[Any]:
     """Rank of ``value`` (lowest score first), ``[rank, score]`` with ``withscore``;
     None if absent."""
@@ -293,14 +291,14 @@ def _zrank(
     return (yield from _ask(request, None))
 
 
-def _zrem(cache: RedisCache, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
+def _zrem(cache: Backend, key: Any, *values: Any, version: int | None = None) -> Steps[int]:
     """Number of members removed from the sorted set ``key``."""
     encoded = [cache.codec.encode_serialized(v) for v in values]
     return (yield from _ask(Call("zrem", cache.make_key(key, version), *encoded), 0, int))
 
 
 def _zremrangebyscore(
-    cache: RedisCache, key: Any, min: float | str, max: float | str, version: int | None = None
+    cache: Backend, key: Any, min: float | str, max: float | str, version: int | None = None
 ) -> Steps[int]:
     """Number of members removed with a score between ``min`` and ``max``."""
     request = Call("zremrangebyscore", cache.make_key(key, version), min, max)
@@ -308,7 +306,7 @@ def _zremrangebyscore(
 
 
 def _zscore(
-    cache: RedisCache, key: Any, value: Any, version: int | None = None
+    cache: Backend, key: Any, value: Any, version: int | None = None
 ) -> Steps[float | None]:
     """Score of ``value`` in the sorted set ``key``; None if absent."""
     member = cache.codec.encode_serialized(value)

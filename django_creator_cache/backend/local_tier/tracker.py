@@ -14,12 +14,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .resp import MISSING, _Error, _Lost, _RespReader
 
-if TYPE_CHECKING:
-    from .store import LocalTier
+# The tier a tracker serves (``store.LocalTier``; not imported: the store starts trackers).
+LocalTier = Any
 
 logger = logging.getLogger("django_creator_cache")
 

@@ -10,7 +10,7 @@ from ...exceptions import CorruptValue
 from ..execution import Call, Steps, Unavailable
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 # Keys per DEL command (a Cluster client splits each by slot).
 DELETE_BATCH = 500
@@ -22,7 +22,7 @@ def text(key: bytes | str) -> str:
     return key.decode("utf-8", "surrogateescape") if isinstance(key, bytes) else key
 
 
-def delete_keys(cache: RedisCache, keys: Sequence[bytes | str]) -> Steps[int]:
+def delete_keys(cache: Backend, keys: Sequence[bytes | str]) -> Steps[int]:
     """Delete ``keys`` in batches; returns how many existed."""
     deleted = 0
     for start in range(0, len(keys), DELETE_BATCH):
@@ -34,7 +34,7 @@ def delete_keys(cache: RedisCache, keys: Sequence[bytes | str]) -> Steps[int]:
     return deleted
 
 
-def drop_corrupt(cache: RedisCache, corrupt: Iterable[tuple[str, CorruptValue]]) -> Steps[None]:
+def drop_corrupt(cache: Backend, corrupt: Iterable[tuple[str, CorruptValue]]) -> Steps[None]:
     """Values we cannot read are misses: log and count them, then delete them."""
     fulls = []
     for full, exc in corrupt:
@@ -60,7 +60,7 @@ class Scan(Call):
         return [key async for key in client.scan_iter(**self.kwargs)]
 
 
-def delete_glob(cache: RedisCache, glob: str, count: int | None = None) -> Steps[int]:
+def delete_glob(cache: Backend, glob: str, count: int | None = None) -> Steps[int]:
     """Delete every key matching ``glob`` (SCAN, every primary)."""
     found: list[bytes] = yield Scan(glob, count)
     deleted = yield from delete_keys(cache, found)

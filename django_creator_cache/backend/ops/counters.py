@@ -14,14 +14,14 @@ from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..scripts import INCR
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 # Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
 _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 
 
 def incr(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     delta: int = 1,
     version: int | None = None,
@@ -50,11 +50,11 @@ def incr(
     return int(value)
 
 
-def decr(cache: RedisCache, key: Any, delta: int = 1, version: int | None = None) -> Steps[int]:
+def decr(cache: Backend, key: Any, delta: int = 1, version: int | None = None) -> Steps[int]:
     return (yield from incr(cache, key, -delta, version))
 
 
-def _refused(cache: RedisCache, full: str, delta: int, error: BaseException) -> Steps[int]:
+def _refused(cache: Backend, full: str, delta: int, error: BaseException) -> Steps[int]:
     """Redis refused the increment: a wrong type, an integer past 64 bits, or another error."""
     text = str(error)
     if text.startswith("WRONGTYPE"):
@@ -79,7 +79,7 @@ def _refused(cache: RedisCache, full: str, delta: int, error: BaseException) -> 
 
 
 def incr_version(
-    cache: RedisCache, key: Any, delta: int = 1, version: int | None = None
+    cache: Backend, key: Any, delta: int = 1, version: int | None = None
 ) -> Steps[int]:
     """Move ``key`` to ``version + delta``, keeping its value and TTL."""
     version = cache.version if version is None else version
@@ -97,6 +97,6 @@ def incr_version(
 
 
 def decr_version(
-    cache: RedisCache, key: Any, delta: int = 1, version: int | None = None
+    cache: Backend, key: Any, delta: int = 1, version: int | None = None
 ) -> Steps[int]:
     return (yield from incr_version(cache, key, -delta, version))

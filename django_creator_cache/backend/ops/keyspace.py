@@ -11,10 +11,10 @@ from ..scripts import TAKE_INDEX
 from .common import Scan, delete_glob, delete_keys, text
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 
-def clear(cache: RedisCache) -> Steps[bool]:
+def clear(cache: Backend) -> Steps[bool]:
     """Delete this alias's keys: only those under its ``KEY_PREFIX`` when it has one
     (safe on a shared server), else the whole database."""
     glob = cache.clear_glob()
@@ -34,7 +34,7 @@ def clear(cache: RedisCache) -> Steps[bool]:
 
 
 def delete_pattern(
-    cache: RedisCache,
+    cache: Backend,
     pattern: str,
     version: int | None = None,
     prefix: str | None = None,
@@ -50,7 +50,7 @@ def delete_pattern(
 
 
 def scan_keys(
-    cache: RedisCache, search: str, itersize: int | None = None, version: int | None = None
+    cache: Backend, search: str, itersize: int | None = None, version: int | None = None
 ) -> Steps[list[str]]:
     """User keys matching ``search`` (SCAN, every primary); none if Redis cannot answer."""
     try:
@@ -60,7 +60,7 @@ def scan_keys(
     return [cache.reverse_key(text(k)) for k in found]
 
 
-def invalidate_prefix(cache: RedisCache, prefix: str) -> Steps[int]:
+def invalidate_prefix(cache: Backend, prefix: str) -> Steps[int]:
     """Make every entry under ``prefix`` (``campaigns`` covers ``campaigns:...``) a miss
     for every process; returns how many entries were deleted.
 
@@ -70,12 +70,12 @@ def invalidate_prefix(cache: RedisCache, prefix: str) -> Steps[int]:
     return (yield from _invalidate(cache, [cache.prefix_index(prefix)]))
 
 
-def invalidate_tags(cache: RedisCache, *tags: str) -> Steps[int]:
+def invalidate_tags(cache: Backend, *tags: str) -> Steps[int]:
     """Make every entry written with any of ``tags`` a miss; returns how many went."""
     return (yield from _invalidate(cache, cache.tag_indexes(tags)))
 
 
-def _invalidate(cache: RedisCache, names: Iterable[str]) -> Steps[int]:
+def _invalidate(cache: Backend, names: Iterable[str]) -> Steps[int]:
     fallback = cache.runtime.fallback
     if fallback is not None:
         fallback.clear()
@@ -92,7 +92,7 @@ def _invalidate(cache: RedisCache, names: Iterable[str]) -> Steps[int]:
     return deleted
 
 
-def index_size(cache: RedisCache, index: str) -> Steps[int]:
+def index_size(cache: Backend, index: str) -> Steps[int]:
     """Live members of one prefix or tag index (an upper bound of what invalidating it
     would delete); raises ``CacheUnavailable`` if Redis cannot tell."""
     twin = indexes.persistent_twin(index, cache.key_separator)

@@ -18,10 +18,10 @@ from ..scripts import FETCH_MANY, FETCH_ONE
 from .common import Scan, drop_corrupt, text
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 
-def get(cache: RedisCache, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
+def get(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
     full = cache.make_key(key, version)
     local = cache.local_tier
     if local is not None:
@@ -40,7 +40,7 @@ def get(cache: RedisCache, key: Any, default: Any = None, version: int | None = 
         return default
 
 
-def _local_get(cache: RedisCache, local: LocalTier, full: str, default: Any) -> Steps[Any]:
+def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
     raw = local.get(full)
     if raw is not MISSING:
         cache.runtime.counters.local_hits += 1
@@ -63,7 +63,7 @@ def _local_get(cache: RedisCache, local: LocalTier, full: str, default: Any) -> 
 
 
 def get_many(
-    cache: RedisCache, keys: Iterable[Any], version: int | None = None
+    cache: Backend, keys: Iterable[Any], version: int | None = None
 ) -> Steps[dict[Any, Any]]:
     keys = list(keys)
     if not keys:
@@ -86,7 +86,7 @@ def get_many(
 
 
 def _local_get_many(
-    cache: RedisCache, local: LocalTier, keys: list[Any], fulls: list[str]
+    cache: Backend, local: LocalTier, keys: list[Any], fulls: list[str]
 ) -> Steps[dict[Any, Any]]:
     found: dict[Any, Any] = {}
     rest_keys: list[Any] = []
@@ -118,7 +118,7 @@ def _local_get_many(
     return found
 
 
-def _fetch_many(cache: RedisCache, fulls: list[str]) -> Steps[tuple[list[Any], list[Any]]]:
+def _fetch_many(cache: Backend, fulls: list[str]) -> Steps[tuple[list[Any], list[Any]]]:
     """Values and PTTLs of ``fulls`` in one round trip (a script per key on a Cluster)."""
     if cache.cluster:
         replies = yield Pipe([("EVAL", FETCH_MANY.source, 1, full) for full in fulls])
@@ -128,24 +128,24 @@ def _fetch_many(cache: RedisCache, fulls: list[str]) -> Steps[tuple[list[Any], l
     return reply[:half], reply[half:]
 
 
-def has_key(cache: RedisCache, key: Any, version: int | None = None) -> Steps[bool]:
+def has_key(cache: Backend, key: Any, version: int | None = None) -> Steps[bool]:
     try:
         return bool((yield ("EXISTS", cache.make_key(key, version))))
     except Unavailable:
         return False
 
 
-def ttl(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int | None]:
+def ttl(cache: Backend, key: Any, version: int | None = None) -> Steps[int | None]:
     """Seconds to live; ``None`` if it never expires, 0 if missing."""
     return (yield from _life(cache, "TTL", key, version))
 
 
-def pttl(cache: RedisCache, key: Any, version: int | None = None) -> Steps[int | None]:
+def pttl(cache: Backend, key: Any, version: int | None = None) -> Steps[int | None]:
     """Milliseconds to live; ``None`` if it never expires, 0 if missing."""
     return (yield from _life(cache, "PTTL", key, version))
 
 
-def _life(cache: RedisCache, command: str, key: Any, version: int | None) -> Steps[int | None]:
+def _life(cache: Backend, command: str, key: Any, version: int | None) -> Steps[int | None]:
     try:
         t = int((yield (command, cache.make_key(key, version))))
     except Unavailable:
@@ -153,7 +153,7 @@ def _life(cache: RedisCache, command: str, key: Any, version: int | None) -> Ste
     return None if t == -1 else max(t, 0)
 
 
-def keys(cache: RedisCache, search: str, version: int | None = None) -> Steps[list[str]]:
+def keys(cache: Backend, search: str, version: int | None = None) -> Steps[list[str]]:
     """User keys matching the glob ``search`` (SCAN on every primary)."""
     try:
         found = yield Scan(cache.make_pattern(search, version))

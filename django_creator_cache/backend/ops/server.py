@@ -23,7 +23,7 @@ from .. import counters
 from ..execution import Request, Sleep, Steps, Unavailable
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 
 class PrimariesInfo(Request):
@@ -63,7 +63,7 @@ def _address(pool: Any) -> str:
     return str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
 
 
-def primaries_info(cache: RedisCache) -> Steps[list[tuple[str, dict[str, Any], int]] | None]:
+def primaries_info(cache: Backend) -> Steps[list[tuple[str, dict[str, Any], int]] | None]:
     """Every primary's address, ``INFO`` and key count; None if Redis cannot answer."""
     try:
         found: list[tuple[str, dict[str, Any], int]] = yield PrimariesInfo()
@@ -84,7 +84,7 @@ def parse_info(info: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def server_facts(cache: RedisCache) -> Steps[dict[str, Any]]:
+def server_facts(cache: Backend) -> Steps[dict[str, Any]]:
     """Keys, memory, evictions, version and uptime of every primary."""
     found = yield from primaries_info(cache)
     if found is None:
@@ -105,7 +105,7 @@ def server_facts(cache: RedisCache) -> Steps[dict[str, Any]]:
     }
 
 
-def stats(cache: RedisCache, server: bool = True) -> Steps[dict[str, Any]]:
+def stats(cache: Backend, server: bool = True) -> Steps[dict[str, Any]]:
     """Site-wide counters for this alias (this process's own if Redis cannot tell), plus
     server facts when ``server``."""
     runtime = cache.runtime
@@ -219,7 +219,7 @@ def _pong(reply: Any) -> None:
         raise RedisConnectionError(f"unexpected PING reply {reply!r}")
 
 
-def health(cache: RedisCache, retries: int | None = None) -> Steps[dict[str, Any]]:
+def health(cache: Backend, retries: int | None = None) -> Steps[dict[str, Any]]:
     """Ping every primary; ``healthy``, ``latency_ms`` (slowest node), ``error`` and
     ``attempts``. An attempt takes at most about ``CACHE_HEALTH_TIMEOUT`` whatever the
     number of nodes; ``retries`` (default ``CACHE_HEALTH_RETRIES``) more follow a failure."""

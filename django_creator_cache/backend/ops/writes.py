@@ -18,11 +18,11 @@ from ..execution import Pipe, Steps, Unavailable
 from .common import delete_keys
 
 if TYPE_CHECKING:
-    from ..cache import RedisCache
+    from ..protocol import Backend
 
 
 def set_(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     value: Any,
     timeout: Any = DEFAULT_TIMEOUT,
@@ -73,7 +73,7 @@ def set_(
 
 
 def add(
-    cache: RedisCache,
+    cache: Backend,
     key: Any,
     value: Any,
     timeout: Any = DEFAULT_TIMEOUT,
@@ -84,7 +84,7 @@ def add(
 
 
 def set_many(
-    cache: RedisCache,
+    cache: Backend,
     data: dict[Any, Any],
     timeout: Any = DEFAULT_TIMEOUT,
     version: int | None = None,
@@ -125,7 +125,7 @@ def set_many(
 
 
 def delete(
-    cache: RedisCache, key: Any, version: int | None = None, prefix: str | None = None
+    cache: Backend, key: Any, version: int | None = None, prefix: str | None = None
 ) -> Steps[bool]:
     """Delete ``key`` (``prefix`` replaces the alias's ``KEY_PREFIX``)."""
     full = cache.delete_key(key, version, prefix)
@@ -140,7 +140,7 @@ def delete(
     return deleted
 
 
-def delete_many(cache: RedisCache, keys: Iterable[Any], version: int | None = None) -> Steps[int]:
+def delete_many(cache: Backend, keys: Iterable[Any], version: int | None = None) -> Steps[int]:
     """Delete ``keys``; returns how many existed (django-redis's contract)."""
     fulls = cache.make_keys(list(keys), version)
     if not fulls:
@@ -157,7 +157,7 @@ def delete_many(cache: RedisCache, keys: Iterable[Any], version: int | None = No
 
 
 def touch(
-    cache: RedisCache, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    cache: Backend, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
 ) -> Steps[bool]:
     px = cache.px(timeout)
     full = cache.make_key(key, version)
@@ -166,14 +166,14 @@ def touch(
     return (yield from _expiry(cache, full, ("PEXPIRE", full, px)))
 
 
-def expire(cache: RedisCache, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
+def expire(cache: Backend, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
     px = cache.px(timeout)
     full = cache.make_key(key, version)
     request = ("PERSIST", full) if px is None else ("PEXPIRE", full, px)
     return (yield from _expiry(cache, full, request))
 
 
-def pexpire(cache: RedisCache, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
+def pexpire(cache: Backend, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
     """``timeout`` in milliseconds (or a ``timedelta``). ``DEFAULT_TIMEOUT`` means the
     alias's default timeout *number*, read as milliseconds, exactly as django-redis does."""
     full = cache.make_key(key, version)
@@ -186,17 +186,17 @@ def pexpire(cache: RedisCache, key: Any, timeout: Any, version: int | None = Non
     return (yield from _expiry(cache, full, ("PEXPIRE", full, ms)))
 
 
-def expire_at(cache: RedisCache, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
+def expire_at(cache: Backend, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
     return (yield from _expiry(cache, full, ("EXPIREAT", full, _timestamp(when, 1))))
 
 
-def pexpire_at(cache: RedisCache, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
+def pexpire_at(cache: Backend, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
     return (yield from _expiry(cache, full, ("PEXPIREAT", full, _timestamp(when, 1000))))
 
 
-def persist(cache: RedisCache, key: Any, version: int | None = None) -> Steps[bool]:
+def persist(cache: Backend, key: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
     return (yield from _expiry(cache, full, ("PERSIST", full)))
 
@@ -209,7 +209,7 @@ def _timestamp(when: Any, per_second: int) -> int:
     return int(when)
 
 
-def _expiry(cache: RedisCache, full: str, request: Any) -> Steps[bool]:
+def _expiry(cache: Backend, full: str, request: Any) -> Steps[bool]:
     """Change ``full``'s life; its local copy goes whatever happens (its expiry changed)."""
     try:
         reply = yield request
