@@ -47,12 +47,9 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import logging
 import platform
-import shlex
 import socket
 import statistics
 import sys
@@ -64,9 +61,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import harness
 
 HOST = "127.0.0.1"
 TIMEOUT_S = 0.5  # SOCKET_CONNECT_TIMEOUT and SOCKET_TIMEOUT of every candidate
@@ -190,17 +186,11 @@ class WarningCount(logging.Handler):
 
 def refused_port() -> tuple[int, str]:
     """Start a redis-server, note its port and version, stop it: the port now refuses."""
-    from tests.redis_servers import RedisServer
-
-    server = RedisServer()
-    server.start()
-    try:
-        version = str(server.info("server")["redis_version"])
-        server.stop()
-    finally:
-        server.close()  # stopped for good, temp dir removed; the port stays unused
-    check_refused(server.port)
-    return server.port, version
+    with harness.redis_server() as server:
+        port, version = server.port, harness.server_version(server)
+    # Stopped for good, temp dir removed; the port stays unused (never handed out again).
+    check_refused(port)
+    return port, version
 
 
 def check_refused(port: int) -> None:
@@ -272,17 +262,7 @@ def alias(candidate: str, variant: str) -> str:
 
 
 def configure_settings() -> None:
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False,
-        USE_TZ=True,
-        INSTALLED_APPS=["django_creator_cache"],
-        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-        CACHE_STATS_FLUSH_INTERVAL=0,
-        DJANGO_REDIS_IGNORE_EXCEPTIONS=True,
-        LOGGING_CONFIG=None,
-    )
+    harness.configure_django({}, setup=False, DJANGO_REDIS_IGNORE_EXCEPTIONS=True)
 
 
 def setup_django(ports: dict[str, int], cands: list[Candidate]) -> None:
@@ -460,7 +440,7 @@ def measure_count(
 
 def open_circuit(cand: Candidate, cache: Any, variant: str) -> Cell:
     """``get`` until the circuit opens: these calls are timed as the closed-circuit row."""
-    breaker = cache._breaker
+    breaker = cache.runtime.breaker
     cell = Cell(f"{cand.name}_closed", "get", variant)
     tcp0, conn0 = Counts.tcp, Counts.connect
     while breaker.state != "open":
@@ -480,13 +460,13 @@ def measure_cycle(cand: Candidate, cache: Any, op: str, variant: str) -> Cell:
     Called right after the circuit (re)opened, so the window is the cooldown plus one probe;
     the calls that fall after the reopen in the last slice belong to the next cycle (<1 ms).
     """
-    breaker = cache._breaker
+    breaker = cache.runtime.breaker
     call = calls_for(cache)[op]
     expected = expected_result(cand, op)
     cell = Cell(cand.name, op, variant)
     opened = breaker.opened_at
     tcp0, conn0 = Counts.tcp, Counts.connect
-    short0 = cache._counters.short_circuits
+    short0 = cache.runtime.counters.short_circuits
     gc.collect()
     while breaker.opened_at == opened:
         seconds, bad = quiet_slice(call, op, 200, expected)
@@ -496,7 +476,7 @@ def measure_cycle(cand: Candidate, cache: Any, op: str, variant: str) -> Cell:
         if cell.seconds > breaker.cooldown * 4 + 30:
             raise SystemExit(f"{cand.name} {op} ({variant}): no probe seen")
     cell.tcp, cell.connects = Counts.tcp - tcp0, Counts.connect - conn0
-    cell.probes = cell.calls - (cache._counters.short_circuits - short0)
+    cell.probes = cell.calls - (cache.runtime.counters.short_circuits - short0)
     # The probe is in the last slice (it ends the loop): that slice less 199 typical calls.
     cell.probe_s = (cell.slice_us[-1] * 200 - cell.median_us * 199) / 1e6
     return cell
@@ -542,59 +522,51 @@ def fmt_ratio(value: float) -> str:
 
 def table(cells: list[Cell], labels: dict[str, str], variant: str) -> str:
     ref = {c.op: c.us_per_call for c in cells if c.candidate == "ours" and c.variant == variant}
-    lines = [
-        "| candidate | op | µs/call (mean) | µs/call (median) | calls/s | TCP connects/call "
-        "| redis-py connect()/call | calls timed | ratio to ours (mean) |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    header = [
+        "candidate",
+        "op",
+        "µs/call (mean)",
+        "µs/call (median)",
+        "calls/s",
+        "TCP connects/call",
+        "redis-py connect()/call",
+        "calls timed",
+        "ratio to ours (mean)",
     ]
-    for c in cells:
-        if c.variant != variant:
-            continue
-        lines.append(
-            f"| {labels[c.candidate]} | {c.op} | {fmt_num(c.us_per_call)} | "
-            f"{fmt_num(c.median_us)} | "
-            f"{fmt_num(c.calls_per_s)} | {fmt_num(c.tcp / c.calls)} | "
-            f"{fmt_num(c.connects / c.calls)} | {c.calls:,} | "
-            f"{fmt_ratio(c.us_per_call / ref[c.op])} |"
-        )
-    return "\n".join(lines)
-
-
-def versions(redis_server: str) -> dict[str, str]:
-    import django
-    import django_redis
-    import hiredis
-    import redis
-
-    return {
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "redis-py": redis.__version__,
-        "hiredis": hiredis.__version__,
-        "django-redis": django_redis.__version__,
-        "redis-server": redis_server,
-        "kernel": platform.release(),
-    }
+    rows = [
+        [
+            labels[c.candidate],
+            c.op,
+            fmt_num(c.us_per_call),
+            fmt_num(c.median_us),
+            fmt_num(c.calls_per_s),
+            fmt_num(c.tcp / c.calls),
+            fmt_num(c.connects / c.calls),
+            f"{c.calls:,}",
+            fmt_ratio(c.us_per_call / ref[c.op]),
+        ]
+        for c in cells
+        if c.variant == variant
+    ]
+    return harness.markdown_table(header, rows, "llrrrrrrr")
 
 
 # -- main -----------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> Any:
+    parser = harness.arguments(__doc__, pin=None)
     parser.add_argument(
         "--variant",
         choices=(*VARIANTS, "both"),
         default="both",
         help="which kind of outage to measure (default both)",
     )
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    return harness.parse(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
     variants = VARIANTS if args.variant == "both" else (args.variant,)
     started = time.perf_counter()
 
@@ -605,18 +577,17 @@ def main(argv: list[str] | None = None) -> int:
         if blackhole is not None:
             ports["blackhole"] = blackhole.port
         ports = {v: ports[v] for v in variants}
-        return bench(args, ports, blackhole, redis_server, command, started)
+        return bench(args, ports, blackhole, redis_server, started)
     finally:
         if blackhole is not None:
             blackhole.close()
 
 
 def bench(
-    args: argparse.Namespace,
+    args: Any,
     ports: dict[str, int],
     blackhole: Blackhole | None,
     redis_server: str,
-    command: str,
     started: float,
 ) -> int:
     configure_settings()
@@ -633,7 +604,7 @@ def bench(
     from django.core.cache import caches
 
     first = next(iter(ports))
-    breaker = caches[alias("ours", first)]._breaker
+    breaker = caches[alias("ours", first)].runtime.breaker
     if (breaker.threshold, breaker.cooldown) != (5, COOLDOWN_S):
         raise SystemExit(f"ours: circuit defaults changed: {breaker.threshold}, {breaker.cooldown}")
     retries = {c.name: retry_of(c, caches[alias(c.name, first)]) for c in cands}
@@ -684,7 +655,10 @@ def bench(
         raise SystemExit(f"expected {ours_aliases} outage warnings, got {len(warnings)}")
     duration = time.perf_counter() - started
 
-    meta = versions(redis_server)
+    meta = harness.versions(
+        ("Django", "redis-py", "hiredis", "django-redis"), f"{redis_server} (stopped)"
+    )
+    meta["Linux"] = platform.release()
     for variant in ports:
         print()
         print(f"### Redis down: {variant} (port {ports[variant]})")
@@ -703,9 +677,10 @@ def bench(
     for cell in cells:
         errors.setdefault(cell.variant, Counter()).update(cell.errors)
     print()
+    print(f"Our outage warnings: {len(warnings)} (one per alias and outage).")
     print(
-        "Versions: Python {python}, Django {django}, redis-py {redis-py}, hiredis {hiredis}, "
-        "django-redis {django-redis}, Redis {redis-server} (stopped), Linux {kernel}".format(**meta)
+        "Django RedisCache exceptions caught: "
+        + "; ".join(f"{v}: {dict(e)}" for v, e in errors.items())
     )
     print(
         f"Timeouts: connect {TIMEOUT_S} s, socket {TIMEOUT_S} s for every candidate. "
@@ -713,18 +688,17 @@ def bench(
     )
     for cand in cands:
         print(f"  - {cand.label}: {retries[cand.name]}")
-    print(
-        "Django RedisCache exceptions caught: "
-        + "; ".join(f"{v}: {dict(e)}" for v, e in errors.items())
+    harness.footer(
+        meta,
+        method="every call checked; fast cells in slices, slow ones call by call, up to a "
+        "call count or a time budget; mean = wall time over calls (probes, retries and "
+        "backoff sleeps included).",
+        seconds=duration,
+        took="Total run",
     )
-    print(
-        f"Our outage warnings: {len(warnings)} (one per alias and outage). "
-        f"Total run: {duration:.0f} s. Command: {command}"
-    )
-
-    if args.json:
-        document = {
-            "command": command,
+    harness.write_json(
+        args.json,
+        {
             "versions": meta,
             "ports": ports,
             "retries": retries,
@@ -739,8 +713,8 @@ def bench(
                 }
                 for c in cells
             ],
-        }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+        },
+    )
     return 0
 
 
