@@ -203,7 +203,9 @@ def _respond(
 ) -> Flow[HttpResponseBase]:
     cache = caches[options.alias]
     rendered = Both.of(render, render)
-    key = _key(cache, options, view_id, request, users, args, kwargs)
+    key = None
+    if request.method in _SAFE_METHODS:
+        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
     if key is None:
         return core.mark((yield rendered), SKIP, options)
     value = yield Both.of(cache.get, cache.aget, key)
@@ -214,20 +216,6 @@ def _respond(
         return core.mark((yield rendered), SKIP, options)
     fill = _Fill(cache, key, options, request, users, args, kwargs)
     return (yield from fill.flow(rendered))
-
-
-def _key(
-    cache: BaseCache,
-    options: PageOptions,
-    view_id: str,
-    request: HttpRequest,
-    users: list[Any],
-    args: Any,
-    kwargs: Any,
-) -> str | None:
-    if request.method not in _SAFE_METHODS:
-        return None
-    return core.page_key(cache, options, view_id, request, users, args, kwargs)
 
 
 def _render_unstored(value: Any, request: HttpRequest) -> bool:
