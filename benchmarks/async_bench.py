@@ -168,7 +168,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser = harness.arguments(__doc__, rounds=5, pin=False)
     parser.add_argument("--tasks", type=int, default=100, help="concurrent tasks (default 100)")
     parser.add_argument("--calls", type=int, default=50, help="calls per task per cell")
-    return harness.parse(parser, argv, ("rounds", "tasks", "calls"))
+    return harness.parse(parser, argv, ("tasks", "calls"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,16 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(results, args.tasks))
     print()
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
+        {"pinned_cpu": cpu, "ops_per_second": results},
         pinned=f"{harness.pinned_text(cpu)}; CPUs: {len(os.sched_getaffinity(0))}",
         method=f"{args.rounds} rounds; each cell: {args.tasks} concurrent tasks x "
         f"{args.calls} calls in one event loop; candidates alternate cell by cell "
         "(order rotated); ratios per round, median over rounds.",
-        seconds=duration,
+        timed=duration,
     )
-    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "ops_per_second": results})
-    return 0
 
 
 if __name__ == "__main__":

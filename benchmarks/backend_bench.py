@@ -335,20 +335,18 @@ def versions(clients: dict[str, Any]) -> dict[str, str]:
 
 
 def parse_args(argv: list[str] | None = None) -> Any:
-    parser = harness.arguments(__doc__, rounds=7, slices=10)
-    parser.add_argument(
-        "--iterations",
-        type=int,
-        default=3000,
-        help="calls per timed cell for single-key ops; bulk rows do fewer (default 3000)",
+    parser = harness.arguments(
+        __doc__,
+        rounds=7,
+        iterations=3000,
+        iterations_help="calls per timed cell for single-key ops; bulk rows do fewer",
+        slices=10,
     )
-    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
+    return harness.parse(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu)
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -388,10 +386,7 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     def run(label: str, name: str) -> tuple[int, float]:
         per_slice = max(iterations[label] // args.slices, 1)
         work = workloads[name]
-        seconds, last = run_cell(work.calls[label], per_slice)
-        if not work.checks[label](last):
-            raise SystemExit(f"{name} {label}: unexpected result {last!r}")
-        return per_slice, seconds
+        return harness.checked(work.calls[label], per_slice, work.checks[label], f"{name} {label}")
 
     results = harness.interleaved(
         [row.label for row in ROWS],
@@ -419,28 +414,23 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         f"{signed_ratio:.3f} ops/s ({(1 / signed_ratio - 1) * 100:.1f}% more time a call), "
         "median of per-round ratios"
     )
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        pinned=harness.pinned_text(cpu),
-        method=f"{args.rounds} rounds; in each, every row is run by every candidate in "
-        f"{args.slices} alternating slices (order rotated); "
-        f"ops/s = calls per second (get_many/set_many: calls of {BULK} keys); "
-        "ratios are per-round ratios, median over rounds.",
-        seconds=duration,
-    )
-    harness.write_json(
-        args.json,
         {
-            "pinned_cpu": cpu,
             "rounds": args.rounds,
             "iterations": iterations,
-            "versions": meta,
             "parsers": parsers,
             "rows": rows,
             "signed_over_unsigned_get_hit_100B": signed_ratio,
         },
+        pinned=cpu,
+        method=f"{args.rounds} rounds; in each, every row is run by every candidate in "
+        f"{args.slices} alternating slices (order rotated); "
+        f"ops/s = calls per second (get_many/set_many: calls of {BULK} keys); "
+        "ratios are per-round ratios, median over rounds.",
+        timed=duration,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -38,12 +38,14 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
+import operator
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,22 +129,6 @@ def build_calls(workload: str, rate: str, identities: int) -> dict[str, Callable
     return calls
 
 
-def spend(calls: dict[str, Callable[[], bool]], limit: int) -> None:
-    """Use up the limit of every candidate (the over-the-limit workload, one identity)."""
-    for candidate, call in calls.items():
-        results = [call() for _ in range(limit + 1)]
-        if results != [True] * limit + [False]:
-            raise SystemExit(f"{candidate}: limit {limit} not enforced ({results.count(True)})")
-
-
-def verify(server: Any) -> None:
-    """Both kinds of candidate must have written their keys on the benchmark server."""
-    client = server.client()
-    for pattern in (f"{PREFIX}:*:rl:sliding_window:drf:bench-*", f"{PREFIX}:*throttle_bench-*"):
-        if not any(True for _ in client.scan_iter(match=pattern, count=1000)):
-            raise SystemExit(f"no keys matching {pattern} on the benchmark server")
-
-
 # -- exactness under processes x threads -----------------------------------------------------
 
 
@@ -212,15 +198,15 @@ def exactness(url: str, affinity: set[int], args: Any) -> dict[str, list[int]]:
 
 
 def parse_args(argv: list[str] | None = None) -> Any:
-    parser = harness.arguments(__doc__, rounds=5, slices=10)
-    parser.add_argument("--iterations", type=int, default=2000, help="checks per timed cell")
+    parser = harness.arguments(
+        __doc__, rounds=5, iterations=2000, iterations_help="checks per timed cell", slices=10
+    )
     parser.add_argument("--processes", type=int, default=4, help="exactness: OS processes")
     parser.add_argument("--threads", type=int, default=4, help="exactness: threads each")
     parser.add_argument("--attempts", type=int, default=50, help="exactness: checks per thread")
     parser.add_argument("--limit", type=int, default=100, help="exactness: limit per minute")
     parser.add_argument("--trials", type=int, default=3, help="exactness: trials per candidate")
-    counts = ("rounds", "iterations", "slices", "processes", "threads", "attempts", "limit")
-    return harness.parse(parser, argv, (*counts, "trials"))
+    return harness.parse(parser, argv, ("processes", "threads", "attempts", "limit", "trials"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,13 +229,19 @@ def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
         "under the limit": build_calls("under the limit", WORKLOADS["under the limit"], pool),
         "over the limit": build_calls("over the limit", WORKLOADS["over the limit"], 1),
     }
-    spend(calls["over the limit"], int(WORKLOADS["over the limit"].split("/")[0]))
+    harness.spend(calls["over the limit"], int(WORKLOADS["over the limit"].split("/")[0]))
     costs: dict[tuple[str, str], Cost] = {
         (workload, c): harness.measure_cost(server, calls[workload][c], MEASURED_CHECKS)
         for workload in WORKLOADS
         for c in CANDIDATES
     }
-    verify(server)
+    harness.require_keys(
+        server,
+        {
+            "ours": f"{PREFIX}:*:rl:sliding_window:drf:bench-*",
+            "DRF": f"{PREFIX}:*throttle_bench-*",
+        },
+    )
     expected = {"under the limit": True, "over the limit": False}
 
     print(f"# DRF throttle benchmark: {len(CANDIDATES)} candidates, {args.rounds} rounds")
@@ -258,10 +250,9 @@ def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
             run_cell(call, warm)
 
     def run(workload: str, candidate: str) -> tuple[int, float]:
-        seconds, last = run_cell(calls[workload][candidate], per_slice)
-        if last is not expected[workload]:
-            raise SystemExit(f"{candidate} {workload}: allowed={last}")
-        return per_slice, seconds
+        allowed = expected[workload]
+        ok = partial(operator.is_, allowed)
+        return harness.checked(calls[workload][candidate], per_slice, ok, f"{candidate} {workload}")
 
     started = time.perf_counter()
     results = harness.interleaved(
@@ -345,25 +336,21 @@ def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
         )
     )
     print()
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
+        {
+            "pinned_cpu": cpu,
+            "rows": rows,
+            "exactness": {"limit": args.limit, "attempts": attempts, "allowed": exact},
+        },
         pinned=f"{harness.pinned_text(cpu)} (speed part); exactness unpinned",
         method=f"{args.rounds} rounds x {per_slice * args.slices} checks per cell in "
         f"{args.slices} alternating slices; under the limit: {pool} identities per candidate "
         f"(at most {UNDER_BUDGET} hits each of {WORKLOADS['under the limit']}); "
         f"costs over {MEASURED_CHECKS} checks.",
-        seconds=timed,
+        timed=timed,
     )
-    harness.write_json(
-        args.json,
-        {
-            "pinned_cpu": cpu,
-            "versions": meta,
-            "rows": rows,
-            "exactness": {"limit": args.limit, "attempts": attempts, "allowed": exact},
-        },
-    )
-    return 0
 
 
 if __name__ == "__main__":

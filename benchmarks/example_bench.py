@@ -296,7 +296,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds a phase (4)")
     parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    return harness.parse(parser, argv, ("rounds", "slices", "http_rounds", "clients", "workers"))
+    return harness.parse(parser, argv, ("http_rounds", "clients", "workers"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,18 +349,17 @@ def main(argv: list[str] | None = None) -> int:
         "one GET. Same URLs, middleware and decorators; SQLite database filled by "
         "load_demo_data."
     )
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
+        {"pinned_cpu": cpu, "in_process": part1, "http": part2},
         pinned=f"{f'part 1 and redis-server on CPU {cpu}' if cpu is not None else 'no'}; "
         f"part 2 unpinned on {len(all_cpus)} CPUs shared by clients, gunicorn and redis-server.",
         method=f"part 1 {args.rounds} rounds x {args.slices} slices of {args.slice_seconds} s "
         f"per mode (alternating); part 2 {args.http_rounds} rounds of {args.seconds} s phases "
         "(alternating); ratios per round, medians over rounds.",
-        seconds=duration,
-        took="Took",
+        ran=duration,
     )
-    harness.write_json(args.json, {"versions": meta, "in_process": part1, "http": part2})
-    return 0
 
 
 if __name__ == "__main__":

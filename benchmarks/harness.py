@@ -63,6 +63,8 @@ def arguments(
     doc: str,
     *,
     rounds: int | None = None,
+    iterations: int | None = None,
+    iterations_help: str = "calls per timed cell",
     slices: int | None = None,
     pin: bool | None = True,
     json_out: bool = True,
@@ -70,29 +72,21 @@ def arguments(
     """A parser with the options the benchmarks share; ``pin``: True pins by default
     (``--no-pin``), False pins on request (``--pin``), None has no pinning options."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    if rounds is not None:
-        parser.add_argument(
-            "--rounds", type=int, default=rounds, help=f"timed rounds (default {rounds})"
-        )
-    if slices is not None:
-        parser.add_argument(
-            "--slices",
-            type=int,
-            default=slices,
-            help=f"candidates alternate slice by slice in this many slices (default {slices})",
-        )
-    if pin is True:
-        parser.add_argument(
-            "--no-pin",
-            dest="pin",
-            action="store_false",
-            help="do not pin this process and redis-server to one CPU",
-        )
-    elif pin is False:
-        parser.add_argument(
-            "--pin", action="store_true", help="pin this process and redis-server to one CPU"
-        )
+    counts = (
+        ("--rounds", rounds, "timed rounds"),
+        ("--iterations", iterations, iterations_help),
+        ("--slices", slices, "candidates alternate slice by slice in this many slices"),
+    )
+    for flag, default, what in counts:
+        if default is not None:
+            parser.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
     if pin is not None:
+        flag, action, what = (
+            ("--no-pin", "store_false", "do not pin") if pin else ("--pin", "store_true", "pin")
+        )
+        parser.add_argument(
+            flag, dest="pin", action=action, help=f"{what} this process and redis-server to one CPU"
+        )
         parser.add_argument(
             "--cpu", type=int, default=None, help="CPU to pin to (default: the last)"
         )
@@ -104,9 +98,11 @@ def arguments(
 def parse(
     parser: argparse.ArgumentParser, argv: list[str] | None, positive: Sequence[str] = ()
 ) -> argparse.Namespace:
-    """Parse ``argv``; every option named in ``positive`` must be at least 1."""
+    """Parse ``argv``; ``--rounds``, ``--iterations``, ``--slices`` and every option named
+    in ``positive`` must be at least 1."""
     args = parser.parse_args(argv)
-    bad = [name for name in positive if getattr(args, name) < 1]
+    counts = [*("rounds", "iterations", "slices"), *positive]
+    bad = [name for name in dict.fromkeys(counts) if getattr(args, name, 1) < 1]
     if bad:
         spelled = ", ".join("--" + name.replace("_", "-") for name in bad)
         raise SystemExit(f"{spelled} must be positive")
@@ -177,6 +173,14 @@ def pinned_server(args: argparse.Namespace) -> Iterator[tuple[RedisServer, int |
     pin(cpu)
     with redis_server(cpu) as server:
         yield server, cpu
+
+
+def run_pinned(
+    args: argparse.Namespace, bench: Callable[[Any, RedisServer, int | None], int]
+) -> int:
+    """``bench(args, server, cpu)`` with this process pinned and a redis-server beside it."""
+    with pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu)
 
 
 # -- Django ---------------------------------------------------------------------------------------
@@ -295,6 +299,16 @@ def run_cell(call: Callable[[], Any], iterations: int) -> tuple[float, Any]:
     return time.perf_counter() - start, last
 
 
+def checked(
+    call: Callable[[], Any], iterations: int, ok: Callable[[Any], bool], what: str
+) -> tuple[int, float]:
+    """One slice for :func:`interleaved`: (calls, seconds); the last result must be ``ok``."""
+    seconds, last = run_cell(call, iterations)
+    if not ok(last):
+        raise SystemExit(f"{what}: unexpected result {last!r}")
+    return iterations, seconds
+
+
 def rotated(names: Sequence[T], shift: int) -> list[T]:
     """``names`` starting at ``shift`` (A B C, B C A, ...): who goes first changes."""
     shift %= len(names)
@@ -341,6 +355,26 @@ def interleaved(
 def median_ratio(tops: Sequence[float], bottoms: Sequence[float]) -> float:
     """The median over rounds of the per-round ratio ``tops[i] / bottoms[i]``."""
     return statistics.median(a / b for a, b in zip(tops, bottoms, strict=True))
+
+
+def spend(
+    calls: dict[Any, Callable[[], bool]], limit: int, label: Callable[[Any], str] = str
+) -> None:
+    """Use up the limit of every rate-limit candidate: ``limit`` checks allowed, then refused."""
+    for candidate, call in calls.items():
+        results = [call() for _ in range(limit + 1)]
+        if results != [True] * limit + [False]:
+            raise SystemExit(
+                f"{label(candidate)}: limit {limit} not enforced ({results.count(True)} allowed)"
+            )
+
+
+def require_keys(server: RedisServer, patterns: dict[str, str]) -> None:
+    """Every candidate (name: key pattern) must have written on the benchmark server."""
+    client = server.client()
+    for name, pattern in patterns.items():
+        if not any(True for _ in client.scan_iter(match=pattern, count=1000)):
+            raise SystemExit(f"no {name} keys ({pattern}) on the benchmark server")
 
 
 # -- what a call costs in Redis -------------------------------------------------------------------
@@ -464,20 +498,38 @@ def server_version(server: RedisServer) -> str:
     return str(server.info("server")["redis_version"])
 
 
-def footer(
+def finish(
+    args: argparse.Namespace,
     meta: dict[str, str],
+    document: dict[str, Any],
     *,
     method: str,
-    seconds: float,
-    pinned: str | None = None,
-    took: str = "Timed part",
-) -> None:
-    """The lines under every table: versions, pinning, method, time and command."""
+    timed: float | None = None,
+    ran: float | None = None,
+    pinned: str | int | None = None,
+    tables: Sequence[str] = (),
+) -> int:
+    """Print ``tables``, then the lines under them (versions, pinning, method, time and
+    command); write ``document`` with them to ``--json`` if given; return 0, the exit status.
+
+    ``timed``: seconds of the timed part, or ``ran``: of the whole run. ``pinned``: a CPU
+    number or None (pinned like :func:`pinned_server`), or a sentence; benchmarks without
+    pinning options print no pinning line."""
+    for table in tables:
+        print()
+        print(table)
+    if tables:
+        print()
     print("Versions: " + ", ".join(f"{name} {value}" for name, value in meta.items()))
-    if pinned is not None:
-        print(f"Pinned: {pinned}")
+    if hasattr(args, "pin"):
+        spelled = pinned if isinstance(pinned, str) else pinned_text(pinned)
+        print(f"Pinned: {spelled}")
     print(f"Method: {method}")
-    print(f"{took}: {seconds:.0f} s. Command: {command_line()}")
+    took = f"Timed part: {timed:.0f} s" if timed is not None else f"Run time: {ran or 0:.0f} s"
+    print(f"{took}. Command: {command_line()}")
+    extra = {"pinned_cpu": pinned} if pinned is None or isinstance(pinned, int) else {}
+    write_json(getattr(args, "json", None), {"versions": meta, **extra, **document})
+    return 0
 
 
 def write_json(path: str | None, document: dict[str, Any]) -> None:

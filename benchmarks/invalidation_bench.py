@@ -253,9 +253,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu)
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -282,21 +280,18 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
 
     text, rows = table(results)
     meta = harness.versions(("Django", "redis-py", "django-redis"), harness.server_version(server))
-    print()
-    print(text)
-    print()
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        pinned=harness.pinned_text(cpu),
+        {"rows": rows},
+        tables=[text],
+        pinned=cpu,
         method=f"per size, N unrelated keys stay in the database; each repetition, every "
         f"candidate writes N entries (set_many, batches of {BATCH}, TTL {TIMEOUT} s) and "
         f"deletes them; median of {args.repeat} repetitions; every deletion checked (count, "
         "entries gone, unrelated keys kept, database size back to before).",
-        seconds=duration,
-        took="Run time",
+        ran=duration,
     )
-    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "rows": rows})
-    return 0
 
 
 if __name__ == "__main__":

@@ -121,15 +121,11 @@ def table(results: dict[str, dict[str, list[float]]]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> Any:
-    parser = harness.arguments(__doc__, rounds=5, slices=10)
-    parser.add_argument("--iterations", type=int, default=20000, help="calls per cell")
-    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
+    return harness.parse(harness.arguments(__doc__, rounds=5, iterations=20000, slices=10), argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu)
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -188,26 +184,21 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         f"{churn.writes} writes by the other client, {state['invalidations']:,} keys "
         "invalidated by message."
     )
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        pinned=harness.pinned_text(cpu),
-        method=f"{args.rounds} rounds; every row run by every candidate in {args.slices} "
-        "alternating slices (order rotated); ratios per round, median over rounds.",
-        seconds=duration,
-    )
-    harness.write_json(
-        args.json,
         {
-            "pinned_cpu": cpu,
-            "versions": meta,
             "ops_per_second": results,
             "local_hits": counters.local_hits,
             "redis_hits": counters.hits,
             "churn_writes": churn.writes,
             "invalidations": state["invalidations"],
         },
+        pinned=cpu,
+        method=f"{args.rounds} rounds; every row run by every candidate in {args.slices} "
+        "alternating slices (order rotated); ratios per round, median over rounds.",
+        timed=duration,
     )
-    return 0
 
 
 if __name__ == "__main__":

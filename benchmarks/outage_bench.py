@@ -688,18 +688,10 @@ def bench(
     )
     for cand in cands:
         print(f"  - {cand.label}: {retries[cand.name]}")
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        method="every call checked; fast cells in slices, slow ones call by call, up to a "
-        "call count or a time budget; mean = wall time over calls (probes, retries and "
-        "backoff sleeps included).",
-        seconds=duration,
-        took="Total run",
-    )
-    harness.write_json(
-        args.json,
         {
-            "versions": meta,
             "ports": ports,
             "retries": retries,
             "cells": [
@@ -714,8 +706,11 @@ def bench(
                 for c in cells
             ],
         },
+        method="every call checked; fast cells in slices, slow ones call by call, up to a "
+        "call count or a time budget; mean = wall time over calls (probes, retries and "
+        "backoff sleeps included).",
+        ran=duration,
     )
-    return 0
 
 
 if __name__ == "__main__":

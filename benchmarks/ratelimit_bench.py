@@ -142,37 +142,18 @@ def build_calls(workload: str, rate: str) -> dict[Candidate, Callable[[], bool]]
     return calls
 
 
-def spend(calls: dict[Candidate, Callable[[], bool]], limit: int) -> None:
-    """Use up the limit of every candidate (the over-the-limit workload)."""
-    for candidate, call in calls.items():
-        results = [call() for _ in range(limit + 1)]
-        if results != [True] * limit + [False]:
-            raise SystemExit(f"{LABELS[candidate]}: limit {limit} not enforced: {results}")
-
-
-def verify(server: Any) -> None:
-    """Every candidate must have written under its own prefix on the benchmark server."""
-    client = server.client()
-    for name, prefix in PREFIXES.items():
-        if not any(True for _ in client.scan_iter(match=f"{prefix}:*", count=1000)):
-            raise SystemExit(f"no {name} keys in the benchmark server")
-
-
 # -- main ---------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> Any:
-    parser = harness.arguments(__doc__, rounds=7, slices=10)
-    parser.add_argument(
-        "--iterations", type=int, default=2000, help="checks per timed cell (default 2000)"
+    parser = harness.arguments(
+        __doc__, rounds=7, iterations=2000, iterations_help="checks per timed cell", slices=10
     )
-    return harness.parse(parser, argv, ("rounds", "iterations", "slices"))
+    return harness.parse(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu)
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -180,8 +161,9 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     from django.core.cache import caches
 
     calls = {workload: build_calls(workload, rate) for workload, rate in WORKLOADS.items()}
-    spend(calls["over the limit"], int(WORKLOADS["over the limit"].split("/")[0]))
-    verify(server)
+    limit = int(WORKLOADS["over the limit"].split("/")[0])
+    harness.spend(calls["over the limit"], limit, LABELS.__getitem__)
+    harness.require_keys(server, {name: f"{prefix}:*" for name, prefix in PREFIXES.items()})
     expected = {"under the limit": True, "over the limit": False}
     costs = {
         (workload, c): harness.measure_cost(server, calls[workload][c], MEASURED_CHECKS)
@@ -196,10 +178,9 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     per_slice = max(args.iterations // args.slices, 1)
 
     def run(workload: str, candidate: Candidate) -> tuple[int, float]:
-        seconds, last = run_cell(calls[workload][candidate], per_slice)
-        if last is not expected[workload]:
-            raise SystemExit(f"{LABELS[candidate]} {workload}: allowed={last}")
-        return per_slice, seconds
+        call, allowed = calls[workload][candidate], expected[workload]
+        what = f"{LABELS[candidate]} {workload}"
+        return harness.checked(call, per_slice, lambda last: last is allowed, what)
 
     started = time.perf_counter()
     results = harness.interleaved(
@@ -251,19 +232,17 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     meta = harness.versions(
         ("Django", "redis-py", "django-redis", "django-ratelimit"), harness.server_version(server)
     )
-    print()
-    print(harness.markdown_table(header, lines))
-    print()
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        pinned=harness.pinned_text(cpu),
+        {"rows": rows},
+        tables=[harness.markdown_table(header, lines)],
+        pinned=cpu,
         method=f"{args.rounds} rounds x {args.iterations} checks per cell in {args.slices} "
         "alternating slices; checks/s median over rounds; ratios per round, median; "
         f"commands and round trips over {MEASURED_CHECKS} checks per candidate.",
-        seconds=duration,
+        timed=duration,
     )
-    harness.write_json(args.json, {"pinned_cpu": cpu, "versions": meta, "rows": rows})
-    return 0
 
 
 if __name__ == "__main__":

@@ -146,13 +146,11 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument(
         "--requests", type=int, default=3000, help="requests per candidate, page and round"
     )
-    return harness.parse(parser, argv, ("rounds", "requests", "slices"))
+    return harness.parse(parser, argv, ("requests",))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu)
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -208,24 +206,19 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         + ", ".join(f"{ms:.2f} ms per request ({page})" for page, ms in render_ms.items())
         + "."
     )
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
-        pinned=harness.pinned_text(cpu),
-        method=f"{args.rounds} rounds of {per_slice * args.slices} requests per candidate and "
-        f"page, in {args.slices} alternating slices; ratios per round, median over rounds.",
-        seconds=duration,
-    )
-    harness.write_json(
-        args.json,
         {
-            "pinned_cpu": cpu,
-            "versions": meta,
             "requests_per_second": results,
             "commands_per_hit": commands,
             "uncached_render_ms": render_ms,
         },
+        pinned=cpu,
+        method=f"{args.rounds} rounds of {per_slice * args.slices} requests per candidate and "
+        f"page, in {args.slices} alternating slices; ratios per round, median over rounds.",
+        timed=duration,
     )
-    return 0
 
 
 def report(

@@ -194,7 +194,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument(
         "--compute-ms", type=int, default=200, help="how long the function takes (default 200)"
     )
-    args = harness.parse(parser, argv, ("processes", "threads", "rounds"))
+    args = harness.parse(parser, argv, ("processes", "threads"))
     if args.compute_ms < 0:
         raise SystemExit("--compute-ms must not be negative")
     return args
@@ -225,20 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     text, rows = table(runs, callers)
-    print()
-    print(text)
-    print()
-    harness.footer(
+    return harness.finish(
+        args,
         meta,
+        {"args": vars(args), "rows": rows},
+        tables=[text],
         method=f"{args.rounds} stampedes per candidate, each on a fresh cold key: "
         f"{args.processes} forked processes x {args.threads} threads released by one barrier "
         f"call get_or_set(key, f, {TIMEOUT}); f counts itself with INCR and sleeps "
         f"{args.compute_ms} ms. Latency: barrier to value, all callers of all rounds.",
-        seconds=duration,
-        took="Took",
+        ran=duration,
     )
-    harness.write_json(args.json, {"versions": meta, "args": vars(args), "rows": rows})
-    return 0
 
 
 if __name__ == "__main__":

@@ -320,8 +320,11 @@ RUN_SECONDS = 3.0
 WRITES = 40
 
 
-def _reader(location: str, options: dict[str, Any], keys: list[str], go: Any, out: Any) -> None:
-    """One reader process: read ``keys`` in a loop; report (start, key, version) of reads."""
+def _reader(
+    location: str, options: dict[str, Any], keys: list[str], go: Any, stop: Any, out: Any
+) -> None:
+    """One reader process: read ``keys`` in a loop until the writer says it is done (and
+    the staleness bound has passed); report (start, key, version) of reads."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django
 
@@ -335,8 +338,8 @@ def _reader(location: str, options: dict[str, Any], keys: list[str], go: Any, ou
     out.put(("ready", os.getpid()))
     go.wait(30)
     reads: list[tuple[float, int, int]] = []
-    deadline = time.monotonic() + RUN_SECONDS
-    while (start := time.monotonic()) < deadline:
+    deadline = time.monotonic() + 60  # a writer slowed down by a busy machine still ends
+    while not stop.is_set() and (start := time.monotonic()) < deadline:
         for index, key in enumerate(keys):
             value = cache.get(key)
             reads.append((start, index, -1 if value is None else value[0]))
@@ -348,8 +351,11 @@ def _coherence(location: str, options: dict[str, Any], keys: list[str]) -> dict[
     for key in keys:
         writer.set(key, (0, "x" * 50))
     ctx = multiprocessing.get_context("spawn")
-    go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_reader, args=(location, options, keys, go, out)) for _ in range(4)]
+    go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_reader, args=(location, options, keys, go, stop, out))
+        for _ in range(READERS)
+    ]
     for proc in procs:
         proc.start()
     try:
@@ -363,7 +369,9 @@ def _coherence(location: str, options: dict[str, Any], keys: list[str]) -> dict[
             for index, key in enumerate(keys):
                 writer.set(key, (version, "x" * 50))
                 returned[index].append(time.monotonic())
-            time.sleep((RUN_SECONDS - 1.2) / WRITES)  # the last write >= 0.5 s before the end
+            time.sleep((RUN_SECONDS - 1.2) / WRITES)
+        time.sleep(BOUND + 0.5)  # every reader must have seen the last write by then
+        stop.set()
         reports = []
         for _ in procs:
             kind, reads, local_hits = out.get(timeout=60)
