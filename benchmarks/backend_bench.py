@@ -345,10 +345,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(parser, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return harness.run_pinned(parse_args(argv), bench)
-
-
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     candidates = build_candidates(server)
@@ -431,6 +427,10 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         "ratios are per-round ratios, median over rounds.",
         timed=duration,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

@@ -209,13 +209,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(parser, argv, ("processes", "threads", "attempts", "limit", "trials"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    every_cpu = os.sched_getaffinity(0)
-    with harness.pinned_server(args) as (server, cpu):
-        return bench(args, server, cpu, every_cpu)
-
-
 def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
     configure_django(server.url)
     from django.core.cache import caches
@@ -250,8 +243,7 @@ def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
             run_cell(call, warm)
 
     def run(workload: str, candidate: str) -> tuple[int, float]:
-        allowed = expected[workload]
-        ok = partial(operator.is_, allowed)
+        ok = partial(operator.is_, expected[workload])
         return harness.checked(calls[workload][candidate], per_slice, ok, f"{candidate} {workload}")
 
     started = time.perf_counter()
@@ -351,6 +343,13 @@ def bench(args: Any, server: Any, cpu: int | None, every_cpu: set[int]) -> int:
         f"costs over {MEASURED_CHECKS} checks.",
         timed=timed,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    every_cpu = os.sched_getaffinity(0)
+    with harness.pinned_server(args) as (server, cpu):
+        return bench(args, server, cpu, every_cpu)
 
 
 if __name__ == "__main__":

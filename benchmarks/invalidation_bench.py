@@ -252,10 +252,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    return harness.run_pinned(parse_args(argv), bench)
-
-
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
@@ -292,6 +288,10 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         "entries gone, unrelated keys kept, database size back to before).",
         ran=duration,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

@@ -124,10 +124,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(harness.arguments(__doc__, rounds=5, iterations=20000, slices=10), argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return harness.run_pinned(parse_args(argv), bench)
-
-
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
@@ -199,6 +195,10 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         "alternating slices (order rotated); ratios per round, median over rounds.",
         timed=duration,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

@@ -565,24 +565,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(parser, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    variants = VARIANTS if args.variant == "both" else (args.variant,)
-    started = time.perf_counter()
-
-    port, redis_server = refused_port()
-    blackhole = Blackhole() if "blackhole" in variants else None
-    try:
-        ports = {"refused": port}
-        if blackhole is not None:
-            ports["blackhole"] = blackhole.port
-        ports = {v: ports[v] for v in variants}
-        return bench(args, ports, blackhole, redis_server, started)
-    finally:
-        if blackhole is not None:
-            blackhole.close()
-
-
 def bench(
     args: Any,
     ports: dict[str, int],
@@ -711,6 +693,24 @@ def bench(
         "backoff sleeps included).",
         ran=duration,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    variants = VARIANTS if args.variant == "both" else (args.variant,)
+    started = time.perf_counter()
+
+    port, redis_server = refused_port()
+    blackhole = Blackhole() if "blackhole" in variants else None
+    try:
+        ports = {"refused": port}
+        if blackhole is not None:
+            ports["blackhole"] = blackhole.port
+        ports = {v: ports[v] for v in variants}
+        return bench(args, ports, blackhole, redis_server, started)
+    finally:
+        if blackhole is not None:
+            blackhole.close()
 
 
 if __name__ == "__main__":

@@ -31,11 +31,13 @@ Run from the repository root::
 
 from __future__ import annotations
 
+import operator
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(parser, argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return harness.run_pinned(parse_args(argv), bench)
-
-
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     from django.core.cache import caches
@@ -178,9 +176,9 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     per_slice = max(args.iterations // args.slices, 1)
 
     def run(workload: str, candidate: Candidate) -> tuple[int, float]:
-        call, allowed = calls[workload][candidate], expected[workload]
+        ok = partial(operator.is_, expected[workload])
         what = f"{LABELS[candidate]} {workload}"
-        return harness.checked(call, per_slice, lambda last: last is allowed, what)
+        return harness.checked(calls[workload][candidate], per_slice, ok, what)
 
     started = time.perf_counter()
     results = harness.interleaved(
@@ -243,6 +241,10 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         f"commands and round trips over {MEASURED_CHECKS} checks per candidate.",
         timed=duration,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

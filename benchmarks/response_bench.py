@@ -149,10 +149,6 @@ def parse_args(argv: list[str] | None = None) -> Any:
     return harness.parse(parser, argv, ("requests",))
 
 
-def main(argv: list[str] | None = None) -> int:
-    return harness.run_pinned(parse_args(argv), bench)
-
-
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
     gets = {
@@ -253,6 +249,10 @@ def report(
             harness.markdown_table(["candidate", "Redis commands per hit"], spelled),
         ]
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.run_pinned(parse_args(argv), bench)
 
 
 if __name__ == "__main__":

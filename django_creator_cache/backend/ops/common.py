@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +13,9 @@ from ..execution import Call, Steps, Unavailable
 
 if TYPE_CHECKING:
     from ..protocol import Backend
+
+logger = logging.getLogger("django_creator_cache.ops")
+_DEBUG = logging.DEBUG
 
 # Keys per DEL command (a Cluster client splits each by slot).
 DELETE_BATCH = 500
@@ -67,3 +72,16 @@ def delete_glob(cache: Backend, glob: str, count: int | None = None) -> Steps[in
     cache.forget_local(text(k) for k in found)
     cache.runtime.counters.deletes += deleted
     return deleted
+
+
+def tracing() -> float:
+    """The start time of a call when ``django_creator_cache.ops`` logs at DEBUG, else 0.0
+    (one cached level check: nothing else is done while that level is off)."""
+    return time.perf_counter() if logger.isEnabledFor(_DEBUG) else 0.0
+
+
+def trace(operation: str, key: object, outcome: str, started: float) -> None:
+    """One DEBUG line: operation, key, outcome and time taken (with ``started`` set)."""
+    if started:
+        ms = (time.perf_counter() - started) * 1000
+        logger.debug("%s %s %s %.3f ms", operation, key, outcome, ms)

@@ -15,7 +15,7 @@ from ...exceptions import CorruptValue
 from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..local_tier import MISSING, LocalTier
 from ..scripts import FETCH_MANY, FETCH_ONE
-from .common import Scan, drop_corrupt, text
+from .common import Scan, drop_corrupt, text, trace, tracing
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -23,21 +23,28 @@ if TYPE_CHECKING:
 
 def get(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
     full = cache.make_key(key, version)
+    started = tracing()
     local = cache.local_tier
     if local is not None:
-        return (yield from _local_get(cache, local, full, default))
+        value = yield from _local_get(cache, local, full, default)
+        trace("get", full, "local tier", started)
+        return value
     try:
         raw = yield ("GET", full)
     except Unavailable:
+        trace("get", full, "unavailable", started)
         return cache.fallback_get(full, default)
     if raw is None:
         cache.runtime.counters.misses += 1
+        trace("get", full, "miss", started)
         return default
     try:
-        return cache.read(raw)
+        value = cache.read(raw)
     except CorruptValue as exc:
         yield from drop_corrupt(cache, [(full, exc)])
         return default
+    trace("get", full, "hit", started)
+    return value
 
 
 def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
@@ -69,6 +76,7 @@ def get_many(
     if not keys:
         return {}
     fulls = cache.make_keys(keys, version)
+    started = tracing()
     local = cache.local_tier
     if local is not None:
         return (yield from _local_get_many(cache, local, keys, fulls))
@@ -82,6 +90,7 @@ def get_many(
     found, corrupt = cache.read_many(keys, fulls, values)
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
+    trace("get_many", fulls, f"{len(found)} of {len(keys)} hit", started)
     return found
 
 

@@ -15,7 +15,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
-from .common import delete_keys
+from .common import delete_keys, trace, tracing
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -41,6 +41,7 @@ def set_(
     encoded = cache.codec.encode(value, full)
     px = cache.px(timeout)
     cache.forget_local((full,))
+    started = tracing()
     try:
         if px is not None and px <= 0:
             if nx:
@@ -69,6 +70,7 @@ def set_(
     finally:
         cache.forget_tier((full,))
     cache.runtime.counters.sets += 1
+    trace("add" if nx else "set", full, "stored" if stored else "not stored", started)
     return bool(stored)
 
 
@@ -99,6 +101,7 @@ def set_many(
     encode = cache.codec.encode
     encoded = {full: encode(v, full) for full, v in zip(fulls, data.values(), strict=True)}
     cache.forget_local(fulls)
+    started = tracing()
     try:
         if px is not None and px <= 0:
             yield from delete_keys(cache, fulls)
@@ -121,6 +124,7 @@ def set_many(
     finally:
         cache.forget_tier(fulls)
     cache.runtime.counters.sets += len(encoded)
+    trace("set_many", fulls, "stored", started)
     return []
 
 
