@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from django_creator_cache import health as health_module
 from django_creator_cache.backend.ops import server as server_ops
 from django_creator_cache.exceptions import CacheUnavailable
 from tests.conftest import Target, single_entry
