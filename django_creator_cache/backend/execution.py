@@ -284,11 +284,19 @@ class Executor:
     # -- the two runners: everything else is shared ------------------------------------------
 
     def run(self, steps: Steps[R], operation: str, client: Any = None) -> R:
-        """Drive ``steps`` on the sync client (or ``client``) to its result."""
-        done, item = self._step(steps, None, operation)
-        while not done:
-            done, item = self._step(steps, self._send(item, operation, client), operation)
-        return item  # type: ignore[no-any-return]
+        """Drive ``steps`` on the sync client (or ``client``) to its result.
+
+        The hot path of every sync call (a get hit is one round through this loop), so
+        ``_step``'s logic is inlined here; ``arun`` calls it."""
+        try:
+            request = steps.send(None)
+            while True:
+                reply = self._send(request, operation, client)
+                request = steps.throw(reply.exc) if type(reply) is Thrown else steps.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        except Unavailable as exc:
+            raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
 
     async def arun(self, steps: Steps[R], operation: str, client: Any = None) -> R:
         """Drive ``steps`` on the running loop's async client (or ``client``) to its result."""
@@ -312,8 +320,9 @@ class Executor:
     def _send(self, request: Any, operation: str, client: Any) -> Any:
         try:
             if type(request) is tuple:
-                refused = self._admit(operation)
-                reply = refused or (client or self._client()).execute_command(*request)
+                if self.runtime.breaker.opened_at and (refused := self._admit(operation)):
+                    return refused
+                reply = (client or self._client()).execute_command(*request)
             elif isinstance(request, Local):
                 return _local(request.send, None)
             else:

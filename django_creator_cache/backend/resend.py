@@ -117,6 +117,8 @@ SAFE_COMMANDS = frozenset(
         "WAIT",
     ]
 )
+# Safe commands that take no option changing that: exact upper-case names, checked first.
+_PLAIN_SAFE = SAFE_COMMANDS - {"SET", "ZADD"}
 # Options that make a SET or ZADD depend on what was there (a second run answers differently).
 _CONDITIONAL = frozenset({"NX", "XX", "GET", "INCR", "nx", "xx", "get", "incr"})
 # Scripts known to only read (registered by the modules that define them).
@@ -136,6 +138,8 @@ def read_only_script(source: str, sha: str) -> None:
 def is_safe(args: Sequence[Any]) -> bool:
     """Whether the command ``args`` may be sent again if its reply is lost."""
     name = args[0]
+    if name in _PLAIN_SAFE:  # the common case, as redis-py and the backend spell it
+        return True
     if type(name) is not str:
         name = bytes(name).decode()
     name = name.upper().split(" ", 1)[0]

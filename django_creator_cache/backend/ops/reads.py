@@ -9,6 +9,8 @@ remaining life in the same round trip so the copy never outlives the key.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from logging import DEBUG
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import CorruptValue
@@ -16,6 +18,7 @@ from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..local_tier import MISSING, LocalTier
 from ..scripts import FETCH_MANY, FETCH_ONE
 from .common import Scan, drop_corrupt, text, trace, tracing
+from .common import logger as log
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
 
 def get(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
     full = cache.make_key(key, version)
-    started = tracing()
+    started = perf_counter() if log.isEnabledFor(DEBUG) else 0.0
     local = cache.local_tier
     if local is not None:
         value = yield from _local_get(cache, local, full, default)
@@ -34,16 +37,20 @@ def get(cache: Backend, key: Any, default: Any = None, version: int | None = Non
     except Unavailable:
         trace("get", full, "unavailable", started)
         return cache.fallback_get(full, default)
+    counters = cache.runtime.counters
     if raw is None:
-        cache.runtime.counters.misses += 1
-        trace("get", full, "miss", started)
+        counters.misses += 1
+        if started:
+            trace("get", full, "miss", started)
         return default
     try:
-        value = cache.read(raw)
+        value = cache.codec.decode(raw)
     except CorruptValue as exc:
         yield from drop_corrupt(cache, [(full, exc)])
         return default
-    trace("get", full, "hit", started)
+    counters.hits += 1
+    if started:
+        trace("get", full, "hit", started)
     return value
 
 
