@@ -195,7 +195,9 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
                 if not any(prefix.startswith(other) for other in kept):
                     kept.append(prefix)
             prefixes = tuple(kept)
-        return local_tier.tier_for(self.runtime.name, self.options, settings_, prefixes)
+        runtime = self.runtime
+        runtime.local_tier = local_tier.tier_for(runtime.name, self.options, settings_, prefixes)
+        return runtime.local_tier  # type: ignore[no-any-return]
 
     @cached_property
     def keys_manager(self) -> KeyManager:

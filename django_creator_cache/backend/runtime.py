@@ -1,4 +1,4 @@
-"""What one alias keeps per process: its circuit breaker, counters and local fallback.
+"""What one alias keeps per process: circuit breaker, counters, local fallback, local tier.
 
 Django makes a backend object per thread; these must be shared by all of them,
 so they live here, one ``Runtime`` per alias and location, looked up by the
@@ -8,6 +8,7 @@ backend on first use (and again after a settings change).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from . import counters
 from .circuit import CircuitBreaker, breaker_for
@@ -18,7 +19,7 @@ from .options import BackendOptions
 class Runtime:
     """The per-process state of one alias, shared by its per-thread backends."""
 
-    __slots__ = ("alias", "breaker", "counters", "fallback", "name")
+    __slots__ = ("alias", "breaker", "counters", "fallback", "local_tier", "name")
 
     def __init__(self, name: str, alias: str, options: BackendOptions) -> None:
         self.name = name
@@ -33,6 +34,9 @@ class Runtime:
         )
         self.counters: counters.Counters = counters.registry.counters(name)
         self.fallback: LocalFallback | None = None
+        # The coherent read tier (OPTIONS["LOCAL_TIER"]), attached by the backend on first
+        # use: it needs the alias's key prefix.
+        self.local_tier: Any = None
         if options.local_fallback:
             self.fallback = _fallback(name, options.local_fallback_size)
 
