@@ -10,6 +10,7 @@ apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -109,10 +110,10 @@ def stats(cache: Backend, server: bool = True) -> Steps[dict[str, Any]]:
     """Site-wide counters for this alias (this process's own if Redis cannot tell), plus
     server facts when ``server``."""
     runtime = cache.runtime
-    try:
-        shared = yield ("HGETALL", cache.internal_key("stats", cache.alias))
-    except Unavailable:
-        shared = None
+    shared = None
+    if not runtime.breaker.opened_at:  # open: this process's counts, no call, none counted
+        with contextlib.suppress(Unavailable):
+            shared = yield ("HGETALL", cache.internal_key("stats", cache.alias))
     fallback = runtime.fallback
     result: dict[str, Any] = {
         "alias": cache.alias,
