@@ -271,7 +271,7 @@ def test_value_is_escaped_and_truncated(site: Any, manager: Client) -> None:
     html = detail(manager, "site:1:long")
     shown = value_text(html)
     assert shown == "ab" * 2000 + "…"
-    assert "str · truncated" in html
+    assert "decoded: str · truncated" in html
     assert '<td data-field="length">' in html
 
 

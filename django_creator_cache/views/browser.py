@@ -115,7 +115,7 @@ def decoded(cache: RedisCache, raw: bytes, limit: int = VALUE_CHARS) -> tuple[st
         return text, cut, f"not readable with {codec.serializer_name}: raw bytes shown"
     text = value if isinstance(value, str) else pprint.pformat(value, width=100)
     text, cut = _cut(text, limit)
-    return text, cut, type(value).__name__
+    return text, cut, f"decoded: {type(value).__name__}"
 
 
 def _element(cache: RedisCache, item: Any) -> str:
@@ -209,7 +209,7 @@ def key_detail(request: HttpRequest, model_admin: ModelAdmin[Any], alias: str) -
         raise Http404("not a key of this alias") from None
     except CacheUnavailable as exc:
         detail, error = None, scrub(f"Redis did not answer: {exc}", cache)
-    context = _admin_context(request, model_admin, f"Key {key!r}")
+    context = _admin_context(request, model_admin, f"A key of cache {alias!r}")
     context.update(
         alias=alias,
         key=key,
