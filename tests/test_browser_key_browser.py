@@ -13,19 +13,18 @@ from django.core.cache import caches
 from playwright.sync_api import BrowserContext
 
 from django_creator_cache import history
+from tests import test_browser_admin as harness
 from tests.conftest import single_entry
 from tests.redis_servers import RedisServer
 from tests.test_admin_page import PAGE, fresh
-from tests.test_browser_admin import (  # noqa: F401  (fixtures)
-    ARTIFACTS,
-    _async_unsafe_allowed,
-    _user,
-    browser,
-    context,
-    log_in,
-    raw,
-)
+from tests.test_browser_admin import ARTIFACTS, _user, log_in
 from tests.test_key_browser import with_values
+
+# The live-server + Chromium harness of the stats page's browser tests, shared.
+_async_unsafe_allowed = harness._async_unsafe_allowed
+browser = harness.browser
+context = harness.context
+raw = harness.raw
 
 
 @pytest.fixture
@@ -33,7 +32,10 @@ def site(
     redis_server: RedisServer, settings: Any, transactional_db: None, live_server: Any
 ) -> Iterator[Any]:
     settings.CACHES = {
-        "default": {**single_entry(redis_server, COMPRESSOR="zlib", COMPRESS_MIN_LENGTH=10), "KEY_PREFIX": "site"}
+        "default": {
+            **single_entry(redis_server, COMPRESSOR="zlib", COMPRESS_MIN_LENGTH=10),
+            "KEY_PREFIX": "site",
+        }
     }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     history.reset()
