@@ -443,3 +443,23 @@ def test_no_secret_on_the_pages_and_outages_answer(
     assert response.status_code == 302
     for page in [*pages, manager.get(urlsplit(response["Location"]).path)]:
         assert PASSWORD not in page.content.decode()
+
+
+def test_pages_cover_every_key_once_on_every_topology(cache: Any) -> None:
+    """Single server, Sentinel and Cluster (no KEY_PREFIX: the whole database is the alias's)."""
+    cache.set_many({f"t:{i}": i for i in range(130)})
+    expected = {cache.make_key(f"t:{i}") for i in range(130)}
+    pages = walk(cache, 20)
+    found = [key for page in pages for key in page]
+    assert len(found) == len(set(found))
+    assert {k for k in found if ":t:" in k} == expected
+    assert len(pages) >= 4
+
+
+def test_a_sparse_pattern_pages_within_the_bound(site: Any) -> None:
+    """Each page makes at most ``SCAN_CALLS`` SCAN calls: a rare match takes several pages."""
+    site.set_many({f"hay:{i}": i for i in range(1500)})
+    site.set("needle", 1)
+    pages = walk(site, 5, "1:needle")
+    assert len(pages) >= 2  # the first page stopped at its bound, with a cursor
+    assert [key for page in pages for key in page] == ["site:1:needle"]
