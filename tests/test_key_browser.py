@@ -463,3 +463,14 @@ def test_a_sparse_pattern_pages_within_the_bound(site: Any) -> None:
     pages = walk(site, 5, "1:needle")
     assert len(pages) >= 2  # the first page stopped at its bound, with a cursor
     assert [key for page in pages for key in page] == ["site:1:needle"]
+
+
+def test_a_forged_cursor_starts_again(site: Any, manager: Client) -> None:
+    site.set_many({f"k:{i}": i for i in range(5)})
+    for cursor in ("-5", "x/abc", str(2**70), "nowhere:1/3"):
+        html = manager.get(KEYS, {"cursor": cursor}).content.decode()
+        assert "Redis did not answer" not in html
+        if cursor == "nowhere:1/3":  # a node that is not a primary: from the first one
+            assert len(page_keys(html)) == 5
+    with pytest.raises(ValueError, match="not a key browser cursor"):
+        site.browse_keys("*", "-5")

@@ -16,7 +16,13 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -113,7 +119,10 @@ def decoded(cache: RedisCache, raw: bytes, limit: int = VALUE_CHARS) -> tuple[st
             return "", False, REFUSED
         text, cut = _cut(repr(raw), limit)
         return text, cut, f"not readable with {codec.serializer_name}: raw bytes shown"
-    text = value if isinstance(value, str) else pprint.pformat(value, width=100)
+    try:
+        text = value if isinstance(value, str) else pprint.pformat(value, width=100)
+    except Exception as exc:  # a class whose repr fails must not break the page
+        text = f"<{type(value).__name__} object: repr failed with {type(exc).__name__}>"
     text, cut = _cut(text, limit)
     return text, cut, f"decoded: {type(value).__name__}"
 
@@ -242,7 +251,7 @@ def key_change(
     """POST only: delete a key (back to the list) or set its TTL (back to the key)."""
     require_manage(request)
     if request.method != "POST":
-        return HttpResponse(status=405, headers={"Allow": "POST"})
+        return HttpResponseNotAllowed(["POST"])
     cache = _cache(alias)
     urls = _urls(model_admin, alias)
     form = (ExpireForm if change == "expire" else KeyForm)(request.POST)
