@@ -19,6 +19,7 @@ from django.urls import URLPattern, path
 
 from .models import MANAGE_PERMISSION, CacheAlias
 from .views import admin as views
+from .views import browser
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[CacheAlias]
@@ -27,7 +28,8 @@ else:  # not subscriptable at run time
 
 
 class CacheAliasAdmin(_ModelAdmin):
-    """Stats page at the change list URL; actions at ``<alias>/<action>/``."""
+    """Stats page at the change list URL; actions at ``<alias>/<action>/``; the key
+    browser at ``<alias>/keys/`` (a key's page, and its POST-only changes, below it)."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.has_perm(MANAGE_PERMISSION))
@@ -49,11 +51,34 @@ class CacheAliasAdmin(_ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("", wrap(self.stats_view), name=f"{info}_changelist"),
+            path("<str:alias>/keys/", wrap(self.keys_view), name=f"{info}_keys"),
+            path("<str:alias>/keys/key/", wrap(self.key_view), name=f"{info}_key"),
+            path(
+                "<str:alias>/keys/delete/",
+                wrap(self.key_change_view),
+                {"change": "delete"},
+                name=f"{info}_key_delete",
+            ),
+            path(
+                "<str:alias>/keys/expire/",
+                wrap(self.key_change_view),
+                {"change": "expire"},
+                name=f"{info}_key_expire",
+            ),
             path("<str:alias>/<slug:action>/", wrap(self.action_view), name=f"{info}_action"),
         ]
 
     def stats_view(self, request: HttpRequest) -> HttpResponse:
         return views.stats_page(request, self)
+
+    def keys_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        return browser.key_list(request, self, alias)
+
+    def key_view(self, request: HttpRequest, alias: str) -> HttpResponse:
+        return browser.key_detail(request, self, alias)
+
+    def key_change_view(self, request: HttpRequest, alias: str, change: str) -> HttpResponse:
+        return browser.key_change(request, self, alias, change)
 
     def action_view(self, request: HttpRequest, alias: str, action: str) -> HttpResponse:
         return views.action(request, self, alias, action)

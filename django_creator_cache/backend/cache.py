@@ -31,7 +31,7 @@ from .codec import Codec, load_compressor, load_serializer
 from .execution import Executor, Steps
 from .keying import Keying
 from .local_tier import LocalTier
-from .ops import counters, keyspace, reads, server, twin, writes
+from .ops import browse, counters, keyspace, reads, server, twin, writes
 from .runtime import Runtime
 from .structures import StructuresMixin
 
@@ -326,6 +326,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
     index_size, aindex_size = twin(keyspace.index_size)
     _scan_keys, _ascan_keys = twin(keyspace.scan_keys, "iter_keys")
     primaries_info, aprimaries_info = twin(server.primaries_info)
+    browse_keys, abrowse_keys = twin(browse.browse_keys)
 
     def iter_keys(
         self,
