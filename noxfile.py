@@ -91,8 +91,10 @@ def tests(session: nox.Session, django: str) -> None:
 @nox.session(tags=["fast"])
 @nox.parametrize(["python", "django"], _params(full=False))
 def fast(session: nox.Session, django: str) -> None:
-    """The fast subset on one (Python, Django) pair: every test that needs no Redis, and the
-    conformance suites (ours and Django's own) on a single server (``tests/selection.py``)."""
+    """The fast subset on one (Python, Django) pair (``tests/selection.py``).
+
+    Every test that needs no Redis, and the conformance suites (ours and Django's own) on a
+    single server."""
     install(session, django)
     fast_subset = session.run("python", "-m", "tests.selection", silent=True)
     if not isinstance(fast_subset, str):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from typing import Any
 
 from django_creator_cache.managers import managers
 from tests.conftest import Target
+from tests.processes import CONTEXT, process
 
 PROCESSES = 4
 ADDS = 250
@@ -21,9 +21,8 @@ def _add_views(barrier: Any) -> None:
 
 
 def test_increments_from_four_processes_sum_exactly(target: Target) -> None:
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(PROCESSES)
-    procs = [ctx.Process(target=_add_views, args=(barrier,)) for _ in range(PROCESSES)]
+    barrier = CONTEXT.Barrier(PROCESSES)
+    procs = [process(_add_views, barrier) for _ in range(PROCESSES)]
     for proc in procs:
         proc.start()
     for proc in procs:

@@ -8,7 +8,6 @@ the races.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import signal
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from django_creator_cache.exceptions import CacheUnavailable
 from django_creator_cache.managers.sessions import SessionManager
 from django_creator_cache.sessions import SessionStore, pending_revocations
 from tests.conftest import Target, single_entry, wait_until
+from tests.processes import CONTEXT, process
 from tests.redis_servers import RedisServer
 
 
@@ -258,13 +258,9 @@ def test_log_out_everywhere_racing_logins_in_other_processes(engine: None, targe
     cache = target.cache
     raw = cache.get_client()
     witness = cache.make_key("witness")
-    ctx = multiprocessing.get_context("fork")
-    stop = ctx.Event()
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_login_loop, args=(stop, results, witness))
-        for _ in range(LOGIN_PROCESSES)
-    ]
+    stop = CONTEXT.Event()
+    results = CONTEXT.Queue()
+    procs = [process(_login_loop, stop, results, witness) for _ in range(LOGIN_PROCESSES)]
     for proc in procs:
         proc.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
 import threading
@@ -20,6 +19,7 @@ from django_creator_cache.cache_aside.single_flight import FAILURE_TTL
 from django_creator_cache.checks import check_single_flight
 from django_creator_cache.exceptions import CacheUnavailable, ProducerFailed
 from tests.conftest import Target, single_entry
+from tests.processes import CONTEXT, process
 from tests.redis_servers import RedisServer
 
 PROCESSES = 4
@@ -216,6 +216,7 @@ def _stampede_worker(barrier: Any, results: Any, lock_timeout: float, tag: str) 
         except BaseException as exc:  # reported to the test, which fails on it
             results.put(("error", repr(exc)))
 
+    caches["default"].get("warm-up")  # a spawned child connects before the barrier
     threads = [threading.Thread(target=call) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
@@ -228,13 +229,10 @@ def _collect(results: Any, count: int) -> list[tuple[str, Any]]:
 
 
 def test_stampede_across_processes_computes_once(target: Target) -> None:
-    ctx = multiprocessing.get_context("fork")
+    ctx = CONTEXT
     barrier = ctx.Barrier(PROCESSES * THREADS)
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_stampede_worker, args=(barrier, results, 10.0, f"p{n}"))
-        for n in range(PROCESSES)
-    ]
+    procs = [process(_stampede_worker, barrier, results, 10.0, f"p{n}") for n in range(PROCESSES)]
     for proc in procs:
         proc.start()
     outcomes = _collect(results, PROCESSES * THREADS)
@@ -276,14 +274,16 @@ def _failing_worker(barrier: Any, results: Any, use_async: bool) -> None:
             return ("ok", "", time.monotonic() - started)
 
         async def all_of_them() -> None:
-            await asyncio.sleep(0)
+            await caches["default"].aget("warm-up")  # connected before the barrier
+            barrier.wait(timeout=30)
             started = time.monotonic()
             for item in await asyncio.gather(*(one(started) for _ in range(THREADS))):
                 results.put(item)
 
-        barrier.wait(timeout=30)
         asyncio.run(all_of_them())
         return
+
+    caches["default"].get("warm-up")  # a spawned child connects before the barrier
 
     def call() -> None:
         barrier.wait(timeout=30)
@@ -304,13 +304,10 @@ def _failing_worker(barrier: Any, results: Any, use_async: bool) -> None:
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_waiters_get_a_failing_producers_error_promptly(target: Target, use_async: bool) -> None:
     """Callers in several processes share one failing run: not one failing run each in turn."""
-    ctx = multiprocessing.get_context("fork")
+    ctx = CONTEXT
     barrier = ctx.Barrier(PROCESSES if use_async else PROCESSES * THREADS)
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_failing_worker, args=(barrier, results, use_async))
-        for _ in range(PROCESSES)
-    ]
+    procs = [process(_failing_worker, barrier, results, use_async) for _ in range(PROCESSES)]
     for proc in procs:
         proc.start()
     outcomes = _collect(results, PROCESSES * THREADS)
@@ -340,8 +337,8 @@ def _slow_holder(lock_timeout: float) -> None:
 def test_a_killed_lock_holder_is_taken_over_after_the_lock_expires(target: Target) -> None:
     cache = target.cache
     lock_timeout = 1.0
-    ctx = multiprocessing.get_context("fork")
-    holder = ctx.Process(target=_slow_holder, args=(lock_timeout,))
+    ctx = CONTEXT
+    holder = process(_slow_holder, lock_timeout)
     holder.start()
     deadline = time.monotonic() + 10
     while _calls(cache) == 0:  # wait until it holds the lock and computes
@@ -352,8 +349,7 @@ def test_a_killed_lock_holder_is_taken_over_after_the_lock_expires(target: Targe
     barrier = ctx.Barrier(waiters * THREADS)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_stampede_worker, args=(barrier, results, lock_timeout, f"w{n}"))
-        for n in range(waiters)
+        process(_stampede_worker, barrier, results, lock_timeout, f"w{n}") for n in range(waiters)
     ]
     for proc in procs:
         proc.start()
