@@ -14,6 +14,9 @@ One extra row, ``get hit 100 B signed``, measures signed values
 signing on, the others (which cannot sign) repeat their plain 100 B get hit, and a
 fifth runner, ours unsigned, takes its turn in the same alternating slices. The
 cost of signing is the median over rounds of ours signed / ours unsigned in that row.
+Another, ``get hit 100 B metrics on``, is built the same way: ``ours`` reads through a
+backend with ``CACHE_METRICS`` on (Prometheus metrics), beside the same plain runner; the
+cost of metrics is ours metered / ours unsigned (metrics off) in that row.
 
 The script starts its own redis-server (``--save "" --appendonly no``, free port on
 127.0.0.1, temp dir) and stops it at the end. By default the benchmark process and the
@@ -52,6 +55,7 @@ CANDIDATES = ("raw", "ours", "django-redis", "django")
 UNSIGNED = "ours unsigned"
 ALIASES = {"ours": "ours", "django-redis": "django_redis", "django": "django_builtin"}
 SIGNED_ALIAS = "ours_signed"
+METERED_ALIAS = "ours_metrics"
 SIGNING_KEY = "benchmark-signing-key-" + "k" * 32
 PREFIXES = {"raw": "raw", "ours": "ours", "django-redis": "djr", "django": "dj"}
 TIMEOUT = 300
@@ -70,16 +74,21 @@ class Row:
     divisor: int
     # ``ours`` reads through the alias with signed values (the others cannot sign).
     signed: bool = False
+    # ``ours`` reads through a backend with CACHE_METRICS on (the others have none).
+    metrics: bool = False
 
     @property
     def label(self) -> str:
         label = f"{self.op} {self.size}" if self.size else self.op
+        if self.metrics:
+            return f"{label} metrics on"
         return f"{label} signed" if self.signed else label
 
 
 ROWS = (
     Row("get hit", "100 B", 1),
     Row("get hit", "100 B", 1, signed=True),
+    Row("get hit", "100 B", 1, metrics=True),
     Row("get hit", "10 KB", 1),
     Row("get miss", None, 1),
     Row("set", "100 B", 1),
@@ -160,6 +169,21 @@ def configure_django(url: str) -> None:
     harness.configure_django(caches)
 
 
+def metered_cache(url: str) -> Any:
+    """Our backend with ``CACHE_METRICS`` on: built outside ``caches`` (no settings signal
+    resets it) and its runtime made while the setting is on, so only it is measured."""
+    from django.test import override_settings
+
+    from django_creator_cache.backend import RedisCache
+
+    entry = harness.cache_entry("ours", url, "oursm", {"ALIAS": METERED_ALIAS})
+    cache = RedisCache(entry["LOCATION"], {"KEY_PREFIX": "oursm", "OPTIONS": entry["OPTIONS"]})
+    with override_settings(CACHE_METRICS=True):
+        if cache.executor.runtime.metrics is None:
+            raise SystemExit("ours metered: CACHE_METRICS did not give the alias metrics")
+    return cache
+
+
 def build_candidates(server: Any) -> dict[str, Any]:
     import redis
     from django.core.cache import caches
@@ -204,9 +228,10 @@ class Workload:
     checks: dict[str, Callable[[Any], bool]] = field(default_factory=dict)
 
 
-def prepare(cache: Any, signed: Any = None) -> Workload:
+def prepare(cache: Any, signed: Any = None, metered: Any = None) -> Workload:
     """Write the keys the reads need and bind one zero-argument callable per row
-    (``signed``: the cache the signed rows read through, if this candidate has one)."""
+    (``signed``/``metered``: the cache the signed / metrics rows read through, if this
+    candidate has one)."""
     values = {size: payload(n) for size, n in SIZES.items()}
     work = Workload(cache, values)
     for row in ROWS:
@@ -215,6 +240,8 @@ def prepare(cache: Any, signed: Any = None) -> Workload:
         if row.op == "get hit":
             key = f"hit{tag}"
             reader = signed if row.signed and signed is not None else cache
+            if row.metrics and metered is not None:
+                reader = metered
             reader.set(key, value, None)
             work.calls[row.label] = partial(reader.get, key)
             work.checks[row.label] = partial(_equals, value)
@@ -347,6 +374,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
     configure_django(server.url)
+    metered = metered_cache(server.url)
     candidates = build_candidates(server)
     clients = {name: redis_client_of(name, cache) for name, cache in candidates.items()}
     raw_client = clients["raw"]
@@ -360,16 +388,19 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     for name, cache in candidates.items():
         verify(name, cache, raw_client)
     verify("ours signed", signed, raw_client)
+    verify("ours metered", metered, raw_client)
     if not raw_client.get(signed.make_key("verify")).startswith(b"\xffS1"):
         raise SystemExit("ours signed: the stored value is not signed")
     meta = versions(clients)
     parsers = {name: parser_of(client) for name, client in clients.items()}
     workloads = {
-        name: prepare(cache, signed if name == "ours" else None)
+        name: prepare(cache, *((signed, metered) if name == "ours" else ()))
         for name, cache in candidates.items()
     }
     workloads[UNSIGNED] = prepare(candidates["ours"])
-    runners = {row.label: CANDIDATES + ((UNSIGNED,) if row.signed else ()) for row in ROWS}
+    runners = {
+        row.label: CANDIDATES + ((UNSIGNED,) if row.signed or row.metrics else ()) for row in ROWS
+    }
     iterations = {row.label: max(args.iterations // row.divisor, 10) for row in ROWS}
 
     print(f"# backend benchmark: {len(CANDIDATES)} candidates, {args.rounds} rounds", flush=True)
@@ -393,7 +424,10 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     )
     duration = time.perf_counter() - started
 
-    harness.require_no_errors(candidates["ours"], signed)
+    harness.require_no_errors(candidates["ours"], signed, metered)
+    measured = metered.runtime.metrics.get_hits
+    if measured < args.rounds * args.slices:
+        raise SystemExit(f"ours metered: only {measured} get hits measured")
     if raw_client.dbsize() == 0:
         raise SystemExit("the Redis server is empty: nothing was stored")
 
@@ -401,6 +435,8 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     signed_ratio = median_ratio(
         results["get hit 100 B signed"]["ours"], results["get hit 100 B signed"][UNSIGNED]
     )
+    metrics_row = results["get hit 100 B metrics on"]
+    metrics_ratio = median_ratio(metrics_row["ours"], metrics_row[UNSIGNED])
     print()
     print(text)
     print()
@@ -408,6 +444,11 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     print(
         f"Signed values: get hit 100 B, ours signed / ours unsigned in the same slices = "
         f"{signed_ratio:.3f} ops/s ({(1 / signed_ratio - 1) * 100:.1f}% more time a call), "
+        "median of per-round ratios"
+    )
+    print(
+        f"Metrics: get hit 100 B, ours with CACHE_METRICS / ours without in the same slices = "
+        f"{metrics_ratio:.3f} ops/s ({(1 / metrics_ratio - 1) * 100:.1f}% more time a call), "
         "median of per-round ratios"
     )
     return harness.finish(
@@ -419,6 +460,7 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
             "parsers": parsers,
             "rows": rows,
             "signed_over_unsigned_get_hit_100B": signed_ratio,
+            "metered_over_plain_get_hit_100B": metrics_ratio,
         },
         pinned=cpu,
         method=f"{args.rounds} rounds; in each, every row is run by every candidate in "

@@ -13,6 +13,7 @@ Rate limiting: ``E020`` ``RATELIMIT_TRUSTED_PROXIES``, ``E021`` ``RATELIMIT_IPV4
 (see ``ratelimit.config``).
 Single flight: ``E030`` ``CACHE_LOCK_TIMEOUT`` / ``CACHE_LOCK_WAIT`` of zero.
 Admin page: ``E040`` ``CACHE_STATS_HISTORY_SIZE`` below 2 (a chart needs two samples).
+Metrics: ``E050`` ``CACHE_METRICS`` on without prometheus_client installed.
 """
 
 from __future__ import annotations
@@ -169,9 +170,27 @@ def check_history(**kwargs: Any) -> list[checks.CheckMessage]:
     return []
 
 
+def check_metrics(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Metrics on without prometheus_client would fail the first cache call instead."""
+    try:
+        wanted = conf.read("CACHE_METRICS")
+    except ImproperlyConfigured:
+        return []  # reported as E004
+    if wanted and not _importable("prometheus_client.REGISTRY"):
+        return [
+            checks.Error(
+                "CACHE_METRICS is on but prometheus_client is not installed",
+                hint="pip install 'django-creator-cache[prometheus]', or turn CACHE_METRICS off.",
+                id="django_creator_cache.E050",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(check_caches, checks.Tags.caches)
     checks.register(check_settings, checks.Tags.caches)
     checks.register(check_single_flight, checks.Tags.caches)
     checks.register(check_history, checks.Tags.caches)
+    checks.register(check_metrics, checks.Tags.caches)
     checks.register(ratelimit_config.check_settings, checks.Tags.caches)

@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_STATS_HISTORY_INTERVAL": 60.0,  # seconds between two samples of an alias; 0 = off
     "CACHE_STATS_HISTORY_SIZE": 60,  # samples kept per alias (a capped Redis list)
     "CACHE_ADMIN_SCAN_LIMIT": 10000,  # keys SCANned per alias for the per-prefix counts
+    # Prometheus metrics per alias (django_creator_cache.metrics; the prometheus extra, E050).
+    "CACHE_METRICS": False,
     **{f"CACHE_TTL_{name.upper()}": ttl for name, ttl in TTL_POLICY_DEFAULTS.items()},
 }
 

@@ -14,7 +14,8 @@ the request that failed, and the operation decides what that means (a read
 misses, a write reports False). An operation that does not catch it raises
 ``CacheUnavailable`` to its caller: a counter is never guessed. Any other way a
 call can end (a cancelled coroutine, a signal handler's exception) releases the
-circuit's probe, so nothing can leave the breaker half-open.
+circuit's probe, so nothing can leave the breaker half-open. With ``CACHE_METRICS``
+on, each run is timed and each failure counted for the alias (``backend.metrics``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ from .scripts import LuaScript
 
 if TYPE_CHECKING:
     from .circuit import CircuitBreaker
+    from .metrics import Metrics
 
 
 class PolicyState(Protocol):
-    """What the policy keeps per alias (``runtime.Runtime``): breaker, counters, fallback."""
+    """What the policy keeps per alias (``runtime.Runtime``): breaker, counters, fallback,
+    metrics (None while ``CACHE_METRICS`` is off)."""
 
     breaker: CircuitBreaker
     counters: Any
+    metrics: Metrics | None
 
     def recovered(self) -> None: ...
 
@@ -284,10 +288,13 @@ class Executor:
     # -- the two runners: everything else is shared ------------------------------------------
 
     def run(self, steps: Steps[R], operation: str, client: Any = None) -> R:
-        """Drive ``steps`` on the sync client (or ``client``) to its result.
+        """Drive ``steps`` on the sync client (or ``client``) to its result, timed for the
+        alias's metrics when it has them.
 
         The hot path of every sync call (a get hit is one round through this loop), so
         ``_step``'s logic is inlined here; ``arun`` calls it."""
+        metrics = self.runtime.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         try:
             request = steps.send(None)
             while True:
@@ -297,13 +304,23 @@ class Executor:
             return done.value  # type: ignore[no-any-return]
         except Unavailable as exc:
             raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
+        finally:
+            if metrics is not None:
+                metrics.observe(operation, time.perf_counter() - started)
 
     async def arun(self, steps: Steps[R], operation: str, client: Any = None) -> R:
         """Drive ``steps`` on the running loop's async client (or ``client``) to its result."""
-        done, item = self._step(steps, None, operation)
-        while not done:
-            done, item = self._step(steps, await self._asend(item, operation, client), operation)
-        return item  # type: ignore[no-any-return]
+        metrics = self.runtime.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
+        try:
+            done, item = self._step(steps, None, operation)
+            while not done:
+                reply = await self._asend(item, operation, client)
+                done, item = self._step(steps, reply, operation)
+            return item  # type: ignore[no-any-return]
+        finally:
+            if metrics is not None:
+                metrics.observe(operation, time.perf_counter() - started)
 
     def _step(self, steps: Steps[Any], reply: Any, operation: str) -> tuple[bool, Any]:
         """Hand ``reply`` (or a failure) to the operation: (True, its result) or (False, its
@@ -354,6 +371,8 @@ class Executor:
         if not breaker.opened_at or breaker.allow():
             return None
         self.runtime.counters.short_circuits += 1
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.count(operation, "short_circuit")
         cause = CircuitOpen("circuit open")
         if self.strict:
             raise CacheUnavailable(self.alias, operation, cause)
@@ -393,6 +412,8 @@ class Executor:
         runtime = self.runtime
         counters = runtime.counters
         counters.errors += 1
+        if runtime.metrics is not None:
+            runtime.metrics.count(operation, "error")
         one_node = self.cluster and isinstance(exc, CLUSTER_NODE_ERRORS)
         if isinstance(exc, OUTAGE_ERRORS) and not one_node:
             counters.reconnects += 1

@@ -1,4 +1,5 @@
-"""What one alias keeps per process: circuit breaker, counters, local fallback, local tier.
+"""What one alias keeps per process: circuit breaker, counters, local fallback, local tier,
+metrics (``CACHE_METRICS``).
 
 Django makes a backend object per thread; these must be shared by all of them,
 so they live here, one ``Runtime`` per alias and location, looked up by the
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import counters
+from . import counters, metrics
 from .circuit import CircuitBreaker, breaker_for
 from .fallback import LocalFallback
 from .options import BackendOptions
@@ -19,7 +20,7 @@ from .options import BackendOptions
 class Runtime:
     """The per-process state of one alias, shared by its per-thread backends."""
 
-    __slots__ = ("alias", "breaker", "counters", "fallback", "local_tier", "name")
+    __slots__ = ("alias", "breaker", "counters", "fallback", "local_tier", "metrics", "name")
 
     def __init__(self, name: str, alias: str, options: BackendOptions) -> None:
         self.name = name
@@ -39,6 +40,8 @@ class Runtime:
         self.local_tier: Any = None
         if options.local_fallback:
             self.fallback = _fallback(name, options.local_fallback_size)
+        # None while CACHE_METRICS is off: the one test the hot path pays.
+        self.metrics: metrics.Metrics | None = metrics.for_alias(alias, self.breaker)
 
     def recovered(self) -> None:
         """A call succeeded after failures: close the circuit, drop the local fallback."""

@@ -24,6 +24,9 @@ within milliseconds) raises ``ProducerFailed`` with the original error's class
 and message instead of running the failing computation again, so N waiters
 cost one failing run, not N in a row. The holder itself gets its own
 exception. Once the mark expires the next caller computes again.
+
+With ``CACHE_METRICS`` on, the alias's metrics count the callers that waited and
+the computations run (``single_flight_waits``, ``single_flight_computations``).
 """
 
 from __future__ import annotations
@@ -112,16 +115,19 @@ def flight(
         return (yield from _add(cache, key, default, timeout, version, tags))
     ttl = _jittered(cache, timeout, jitter)
     if not (conf.read("CACHE_SINGLE_FLIGHT") if single_flight is None else single_flight):
+        _flight(cache, "computation")
         value = yield Compute(default)
         return (yield from _add(cache, key, value, ttl, version, tags))
     lock = ComputeLock(cache, key, version, lock_timeout)
     full = cache.make_key(key, version)
     if (yield from lock.acquire_steps()) is False:
+        _flight(cache, "wait")
         value = yield from _wait(cache, full, lock, _seconds(wait_timeout, "CACHE_LOCK_WAIT"))
         if value is not _MISSING:
             return value
     if not lock.held:
         # Redis is unavailable, or we waited long enough: compute without the lock.
+        _flight(cache, "computation")
         value = yield Compute(default)
         yield from writes.add(cache, key, value, ttl, version, tags=tags)
         return value
@@ -153,6 +159,7 @@ def _fill_locked(
         return value
     if failed is not None:
         raise ProducerFailed(str(key), failed)
+    _flight(cache, "computation")
     try:
         value = yield Compute(compute)
     except Exception as exc:
@@ -208,10 +215,15 @@ def _early(
     except Unavailable:
         return _MISSING
     counters = cache.runtime.counters
+    metrics = cache.runtime.metrics
     if raw is None:
         counters.misses += 1
+        if metrics is not None:
+            metrics.count("get", "miss")
         return _MISSING
     counters.hits += 1
+    if metrics is not None:
+        metrics.count("get", "hit")
     value = _decoded(cache, full, raw)
     window = parse_ttl(early_refresh)
     due = window is not None and 0 <= int(pttl) < window * 1000
@@ -219,6 +231,7 @@ def _early(
         return value
     lock = ComputeLock(cache, key, version, lock_timeout)
     if (yield from lock.acquire_steps()):
+        _flight(cache, "computation")
         try:
             value = yield Compute(default)
             ttl = _jittered(cache, timeout, jitter)
@@ -226,6 +239,12 @@ def _early(
         finally:
             yield from lock.release_steps()
     return value
+
+
+def _flight(cache: RedisCache, event: str) -> None:
+    metrics = cache.runtime.metrics
+    if metrics is not None:
+        metrics.flight(event)
 
 
 def _look(cache: RedisCache, full: str, mark: str) -> Steps[tuple[Any, str | None]]:

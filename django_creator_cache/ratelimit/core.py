@@ -9,7 +9,8 @@ up on every call (``RATELIMIT_CACHE`` unless given), never kept.
 
 When Redis cannot answer (down, circuit open, error reply) the limiter fails open (the hit
 is allowed) or, with ``RATELIMIT_FAIL_OPEN = False``, closed; either way it is counted in
-the alias's statistics and the returned ``Usage`` says ``unavailable``.
+the alias's statistics and the returned ``Usage`` says ``unavailable``. With
+``CACHE_METRICS`` on, every counted check is also in the alias's metrics, by group.
 """
 
 from __future__ import annotations
@@ -191,13 +192,13 @@ class Limiter:
             group=self.group,
         )
         if cost:
-            _count(backend, "ratelimit_allowed" if usage.allowed else "ratelimit_blocked")
+            _count(backend, "allowed" if usage.allowed else "blocked", self.group)
         return usage
 
     def _unavailable(self, backend: RedisCache, cost: int) -> Usage:
         fail_open = config.fail_open() if self.fail_open is None else self.fail_open
         if cost:
-            _count(backend, "ratelimit_failopen" if fail_open else "ratelimit_failclosed")
+            _count(backend, "failopen" if fail_open else "failclosed", self.group)
         limit = self.rate.limit
         if fail_open:
             return Usage(True, limit, limit, 0.0, 0.0, self.group, unavailable=True)
@@ -221,6 +222,18 @@ def hit(
     return limiter.hit(identity, cost)
 
 
-def _count(backend: RedisCache, counter: str) -> None:
-    counters = backend.runtime.counters
-    setattr(counters, counter, getattr(counters, counter) + 1)
+# Counter suffix -> the result label of the ratelimit_checks metric.
+_RESULTS = {
+    "allowed": "allowed",
+    "blocked": "refused",
+    "failopen": "fail_open",
+    "failclosed": "fail_closed",
+}
+
+
+def _count(backend: RedisCache, outcome: str, group: str) -> None:
+    runtime = backend.runtime
+    counter = f"ratelimit_{outcome}"
+    setattr(runtime.counters, counter, getattr(runtime.counters, counter) + 1)
+    if runtime.metrics is not None:
+        runtime.metrics.ratelimited(group, _RESULTS[outcome])

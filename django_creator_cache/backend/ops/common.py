@@ -74,6 +74,14 @@ def delete_glob(cache: Backend, glob: str, count: int | None = None) -> Steps[in
     return deleted
 
 
+def measure(cache: Backend, operation: str, result: str, n: int = 1) -> None:
+    """Count ``n`` outcomes ``result`` of ``operation`` if the alias has metrics
+    (``CACHE_METRICS``); one ``is None`` test while it has none."""
+    metrics = cache.runtime.metrics
+    if metrics is not None:
+        metrics.count(operation, result, n)
+
+
 def tracing() -> float:
     """The start time of a call when ``django_creator_cache.ops`` logs at DEBUG, else 0.0
     (one cached level check: nothing else is done while that level is off)."""

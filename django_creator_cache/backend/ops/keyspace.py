@@ -1,4 +1,8 @@
-"""Operations over many keys: ``clear``, ``delete_pattern``, prefix and tag invalidation."""
+"""Operations over many keys: ``clear``, ``delete_pattern``, prefix and tag invalidation.
+
+Each invalidation that finishes, and the entries it deleted, is counted for the alias's
+metrics by kind (``prefix``, ``tags``, ``pattern``) when it has them.
+"""
 
 from __future__ import annotations
 
@@ -42,11 +46,12 @@ def delete_pattern(
 ) -> Steps[int]:
     """Delete every key matching the glob ``pattern`` (SCAN, every primary)."""
     try:
-        return (
-            yield from delete_glob(cache, cache.make_pattern(pattern, version, prefix), itersize)
-        )
+        glob = cache.make_pattern(pattern, version, prefix)
+        deleted = yield from delete_glob(cache, glob, itersize)
     except Unavailable:
         return 0
+    _invalidated(cache, "pattern", deleted)
+    return deleted
 
 
 def scan_keys(
@@ -67,12 +72,22 @@ def invalidate_prefix(cache: Backend, prefix: str) -> Steps[int]:
     Costs in proportion to those entries (no SCAN). Raises ``CacheUnavailable`` when
     Redis cannot finish it: an invalidation never silently does less than it says.
     """
-    return (yield from _invalidate(cache, [cache.prefix_index(prefix)]))
+    deleted = yield from _invalidate(cache, [cache.prefix_index(prefix)])
+    _invalidated(cache, "prefix", deleted)
+    return deleted
 
 
 def invalidate_tags(cache: Backend, *tags: str) -> Steps[int]:
     """Make every entry written with any of ``tags`` a miss; returns how many went."""
-    return (yield from _invalidate(cache, cache.tag_indexes(tags)))
+    deleted = yield from _invalidate(cache, cache.tag_indexes(tags))
+    _invalidated(cache, "tags", deleted)
+    return deleted
+
+
+def _invalidated(cache: Backend, kind: str, deleted: int) -> None:
+    metrics = cache.runtime.metrics
+    if metrics is not None:
+        metrics.invalidated(kind, deleted)
 
 
 def _invalidate(cache: Backend, names: Iterable[str]) -> Steps[int]:

@@ -2,6 +2,8 @@
 
 A read that Redis cannot answer is a miss (or the local fallback's value while
 the circuit is open); a value that cannot be decoded is a miss and is deleted.
+Hits, misses and fallback values are counted for the alias's metrics when it has them
+(``runtime.metrics``, None while ``CACHE_METRICS`` is off).
 With the local tier on, a local hit sends nothing, and a miss reads the key's
 remaining life in the same round trip so the copy never outlives the key.
 """
@@ -17,7 +19,7 @@ from ...exceptions import CorruptValue
 from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..local_tier import MISSING, LocalTier
 from ..scripts import FETCH_MANY, FETCH_ONE
-from .common import Scan, drop_corrupt, text, trace, tracing
+from .common import Scan, drop_corrupt, measure, text, trace, tracing
 from .common import logger as log
 
 if TYPE_CHECKING:
@@ -36,21 +38,38 @@ def get(cache: Backend, key: Any, default: Any = None, version: int | None = Non
         raw = yield ("GET", full)
     except Unavailable:
         trace("get", full, "unavailable", started)
-        return cache.fallback_get(full, default)
-    counters = cache.runtime.counters
+        return _fallback(cache, full, default)
+    runtime = cache.runtime
+    counters = runtime.counters
+    metrics = runtime.metrics
     if raw is None:
         counters.misses += 1
+        if metrics is not None:
+            metrics.get_misses += 1
         if started:
             trace("get", full, "miss", started)
         return default
     try:
         value = cache.codec.decode(raw)
     except CorruptValue as exc:
+        if metrics is not None:
+            metrics.get_misses += 1
         yield from drop_corrupt(cache, [(full, exc)])
         return default
     counters.hits += 1
+    if metrics is not None:
+        metrics.get_hits += 1
     if started:
         trace("get", full, "hit", started)
+    return value
+
+
+def _fallback(cache: Backend, full: str, default: Any) -> Any:
+    """The local fallback's copy of ``full`` while Redis cannot answer, else ``default``."""
+    value = cache.fallback_get(full, MISSING)
+    if value is MISSING:
+        return default
+    measure(cache, "get", "fallback")
     return value
 
 
@@ -58,6 +77,8 @@ def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Ste
     raw = local.get(full)
     if raw is not MISSING:
         cache.runtime.counters.local_hits += 1
+        if cache.runtime.metrics is not None:
+            cache.runtime.metrics.local_hits += 1
         return cache.codec.decode(raw)
     token = local.reserve(full)
     pttl = None
@@ -68,8 +89,9 @@ def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Ste
             raw, pttl = yield Script(FETCH_ONE, [full])
     except Unavailable:
         local.fill(full, token, None, None)
-        return cache.fallback_get(full, default)
+        return _fallback(cache, full, default)
     found, corrupt = cache.read_many([full], [full], [raw])
+    measure(cache, "get", "hit" if found else "miss")
     local.fill(full, token, None if corrupt else raw, pttl)
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
@@ -93,8 +115,9 @@ def get_many(
         else:
             values = yield ("MGET", *fulls)
     except Unavailable:
-        return cache.fallback_get_many(keys, fulls)
+        return _fallback_many(cache, keys, fulls)
     found, corrupt = cache.read_many(keys, fulls, values)
+    _measure_many(cache, len(found), len(keys))
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
     trace("get_many", fulls, f"{len(found)} of {len(keys)} hit", started)
@@ -115,6 +138,8 @@ def _local_get_many(
         else:
             found[key] = decode(raw)
     cache.runtime.counters.local_hits += len(found)
+    if cache.runtime.metrics is not None:
+        cache.runtime.metrics.local_hits += len(found)
     if not rest:
         return found
     tokens = [local.reserve(full) for full in rest]
@@ -123,8 +148,9 @@ def _local_get_many(
     except Unavailable:
         for full, token in zip(rest, tokens, strict=True):
             local.fill(full, token, None, None)
-        return {**found, **cache.fallback_get_many(rest_keys, rest)}
+        return {**found, **_fallback_many(cache, rest_keys, rest)}
     got, corrupt = cache.read_many(rest_keys, rest, values)
+    _measure_many(cache, len(got), len(rest))
     bad = {full for full, _ in corrupt}
     for full, token, raw, pttl in zip(rest, tokens, values, pttls, strict=True):
         local.fill(full, token, None if full in bad else raw, pttl)
@@ -132,6 +158,22 @@ def _local_get_many(
         yield from drop_corrupt(cache, corrupt)
     found.update(got)
     return found
+
+
+def _fallback_many(cache: Backend, keys: list[Any], fulls: list[str]) -> dict[Any, Any]:
+    found = cache.fallback_get_many(keys, fulls)
+    if found:
+        measure(cache, "get_many", "fallback", len(found))
+    return found
+
+
+def _measure_many(cache: Backend, hits: int, asked: int) -> None:
+    metrics = cache.runtime.metrics
+    if metrics is not None:
+        if hits:
+            metrics.count("get_many", "hit", hits)
+        if asked > hits:
+            metrics.count("get_many", "miss", asked - hits)
 
 
 def _fetch_many(cache: Backend, fulls: list[str]) -> Steps[tuple[list[Any], list[Any]]]:
