@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what it needs, checks the code, then
-# runs pytest.
+# The whole test suite on a fresh machine: installs what it needs, checks the code, builds
+# the documentation site, then runs pytest.
 #
-#   bash scripts/test.sh                 # ruff, mypy --strict, then the whole suite
+#   bash scripts/test.sh                 # ruff, mypy --strict, the docs build, the whole suite
 #   bash scripts/test.sh -x -k cluster   # extra arguments go to pytest
 #   bash scripts/test.sh -m "not redis"  # the layer that needs no Redis (seconds)
-#   LINT=0 bash scripts/test.sh ...      # skip ruff and mypy
+#   LINT=0 bash scripts/test.sh ...      # skip ruff, mypy and the docs build
 #   bash scripts/test.sh --matrix -t ci  # the versions matrix (nox; see noxfile.py)
 #
 # Needs Python 3.11+ (PYTHON=... to choose). Inside a virtualenv it installs there; on a
@@ -35,12 +35,17 @@ if [[ "${1:-}" == "--matrix" ]]; then
     exec "$PYTHON" -m nox "$@"
 fi
 
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,lint]"
+"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test,lint,docs]"
 "$PYTHON" scripts/fetch_django_tests.py
 "$PYTHON" -c 'import sys, django; print("test: Python", sys.version.split()[0], "Django", django.get_version())'
 if [[ "${LINT:-1}" != "0" ]]; then
     "$PYTHON" -m ruff check .
     "$PYTHON" -m ruff format --check .
     "$PYTHON" -m mypy django_creator_cache
+    # The documentation site: a broken link, anchor or README snippet fails. Not --quiet:
+    # it silences the warnings --strict counts. Built in a temporary directory.
+    site_dir="$(mktemp -d)"
+    NO_MKDOCS_2_WARNING=1 "$PYTHON" -m mkdocs build --strict --site-dir "$site_dir"
+    rm -rf "$site_dir"
 fi
 exec "$PYTHON" -m pytest "$@"
