@@ -32,6 +32,15 @@ def policy(name: str) -> int:
     return conf.ttl_policy(name)
 
 
+def check_policy(name: str, who: str) -> None:
+    """``ValueError`` naming ``who`` unless ``name`` is a built-in policy or has its
+    ``CACHE_TTL_<NAME>`` setting (checked when declared; its value is read when used)."""
+    try:
+        conf.ttl_policy(name)
+    except KeyError as exc:
+        raise ValueError(f"{who}: unknown TTL policy {name!r} ({exc.args[0]})") from None
+
+
 def jittered(ttl: float | None, fraction: float = 0.1) -> float | None:
     """Spread expiries: ``ttl`` plus up to ``fraction`` of it, at random."""
     if ttl is None or ttl <= 0 or fraction <= 0:

@@ -78,3 +78,15 @@ def test_a_bad_policy_from_the_environment_fails_the_checks(
     monkeypatch.setenv("CACHE_TTL_FEED", "forever")
     messages = [m.msg for m in run_checks(tags=["caches"]) if m.id == "django_creator_cache.E004"]
     assert any(m.startswith("CACHE_TTL_FEED") for m in messages), messages
+
+
+def test_decorators_take_a_policy_of_your_own(settings: Any) -> None:
+    from django_creator_cache.cache_aside import cached
+    from django_creator_cache.views_cache import cache_response
+
+    settings.CACHE_TTL_LEADERBOARD = "90s"
+    cached(policy="leaderboard")  # no error: CACHE_TTL_LEADERBOARD is set
+    cache_response(policy="leaderboard")
+    for make in (cached, cache_response):
+        with pytest.raises(ValueError, match="unknown TTL policy 'leaderbord'"):
+            make(policy="leaderbord")  # a typo fails when declared

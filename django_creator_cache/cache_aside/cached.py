@@ -22,9 +22,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from .. import conf
 from ..invalidation.index import track_prefixes
-from ..ttl import TTLLike, parse_ttl
+from ..ttl import TTLLike, check_policy, parse_ttl
 from ..ttl import policy as ttl_policy
 from . import single_flight
 from .arguments import digest
@@ -257,8 +256,8 @@ def cached(
     """
     if policy is not None and ttl is not DEFAULT_TIMEOUT:
         raise TypeError("@cached takes ttl or policy, not both")
-    if policy is not None and f"CACHE_TTL_{policy.upper()}" not in conf.DEFAULTS:
-        raise ValueError(f"@cached: unknown TTL policy {policy!r}")
+    if policy is not None:
+        check_policy(policy, "@cached")
     options: dict[str, Any] = {
         "ttl": ttl if ttl is DEFAULT_TIMEOUT else parse_ttl(cast(TTLLike, ttl)),
         "policy": policy,

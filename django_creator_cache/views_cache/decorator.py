@@ -32,7 +32,7 @@ from ..backend.cache import RedisCache
 from ..cache_aside import ComputeLock
 from ..invalidation.index import track_prefixes
 from ..sync_async import Both, Flow
-from ..ttl import TTLLike, parse_ttl
+from ..ttl import TTLLike, check_policy, parse_ttl
 from . import core, entry, personal
 from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
 
@@ -108,8 +108,8 @@ def cache_response(
     """
     if policy is not None and ttl is not DEFAULT_TIMEOUT:
         raise TypeError("cache_response takes ttl or policy, not both")
-    if policy is not None and f"CACHE_TTL_{policy.upper()}" not in conf.DEFAULTS:
-        raise ValueError(f"cache_response: unknown TTL policy {policy!r}")
+    if policy is not None:
+        check_policy(policy, "cache_response")
     seconds = ttl if ttl is DEFAULT_TIMEOUT else parse_ttl(cast(TTLLike, ttl))
     if isinstance(seconds, float) and seconds <= 0:
         raise ValueError(f"cache_response: ttl must be positive or None, got {ttl!r}")
