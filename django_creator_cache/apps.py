@@ -12,8 +12,23 @@ class DjangoCreatorCacheConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, history, signals, warming
+        from .backend import metrics
 
         checks.register()
+        metrics.when_enabled(_register_exporter)  # CACHE_METRICS: the Prometheus collector
         signals.connect()
         history.connect()  # each process's stats flusher samples the admin page's chart
         warming.autodiscover()  # <app>/cache_warmers.py register their @warmer functions
+
+
+def _register_exporter() -> None:
+    """Register the Prometheus collector (once); prometheus_client must be installed."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        from . import metrics
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "CACHE_METRICS needs prometheus_client: pip install 'django-creator-cache[prometheus]'"
+        ) from exc
+    metrics.register()

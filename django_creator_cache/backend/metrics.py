@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
 
@@ -104,6 +103,15 @@ class Metrics:
 
 _aliases: dict[str, Metrics] = {}
 _lock = threading.Lock()
+# Run when an alias turns metrics on (idempotent): the exporter registers itself here
+# (``apps.ready`` wires it), so the backend never imports it.
+_on_enable: list[Callable[[], None]] = []
+
+
+def when_enabled(hook: Callable[[], None]) -> None:
+    """Call ``hook`` whenever an alias turns metrics on (registers the exporter)."""
+    if hook not in _on_enable:
+        _on_enable.append(hook)
 
 
 def for_alias(alias: str, breaker: CircuitBreaker) -> Metrics | None:
@@ -115,13 +123,8 @@ def for_alias(alias: str, breaker: CircuitBreaker) -> Metrics | None:
     """
     if not conf.read("CACHE_METRICS"):
         return None
-    try:
-        from .. import metrics as exporter
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            "CACHE_METRICS needs prometheus_client: pip install 'django-creator-cache[prometheus]'"
-        ) from exc
-    exporter.register()
+    for hook in _on_enable:
+        hook()
     metrics = _aliases.get(alias)
     if metrics is None:
         with _lock:
