@@ -1,11 +1,11 @@
 """Markers derived from what a test uses, so a subset can be chosen with ``-m``.
 
-* ``redis``: the test needs a ``redis-server`` (a server fixture in its fixture closure, its
-  code or one of its fixtures' code starts one, or it runs test modules in a pytest
-  subprocess). ``-m "not redis"`` is the layer that
+* ``redis``: the test needs a ``redis-server``: a server fixture among its fixtures (or the
+  fixtures those use, or ask for by name), its code or a fixture's code starts one, or it
+  runs test modules in a pytest subprocess. ``-m "not redis"`` is the layer that
   needs no Redis: the fast inner loop, runnable where no ``redis-server`` exists.
-* ``cluster`` / ``sentinel``: it runs on a Redis Cluster / a Sentinel group (the ``target``
-  fixture's parameter, or a fixture or code that starts one).
+* ``cluster`` / ``sentinel``: it runs on a Redis Cluster / a Sentinel group (a parameter of
+  that name, such as ``target``'s, or a fixture or code that starts one).
 * ``browser``: it drives Chromium.
 * ``conformance``: the backend's conformance suites (every Django cache API and the
   django-redis extras, sync and async) and Django's own cache test suite.
@@ -38,8 +38,6 @@ SERVER_CLASSES = {
     "sentinel": {"RedisSentinelGroup"},
     "browser": {"sync_playwright", "async_playwright"},
 }
-# Fixtures asked for by name at run time (request.getfixturevalue("redis_server")).
-FIXTURE_NAME_STRINGS = {"redis_server", "redis_cluster", "redis_sentinel", "own_redis_server"}
 MARKERS = ("redis", "cluster", "sentinel", "browser")
 CONFORMANCE_MODULES = {
     "test_conformance.py",
@@ -57,52 +55,62 @@ def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
             yield from _code_objects(const)
 
 
-def _uses(func: Any, marker: str) -> bool:
-    """Whether ``func``'s code names a server class (or asks for a server fixture by name)."""
+def _strings(func: Any) -> Iterator[tuple[set[str], set[str]]]:
+    """``(names, string constants)`` of each code object of ``func``."""
     code = getattr(getattr(func, "__wrapped__", func), "__code__", None)
     if code is None:
-        return False
+        return
     for inner in _code_objects(code):
-        if SERVER_CLASSES[marker] & set(inner.co_names):
+        yield set(inner.co_names), {c for c in inner.co_consts if isinstance(c, str)}
+
+
+def _func_needs(func: Any, marker: str, item: pytest.Item, seen: set[str]) -> bool:
+    """Whether ``func`` names a server class, or asks by name (``getfixturevalue``) for a
+    fixture that needs one; for ``redis`` also: it runs test modules in a pytest subprocess."""
+    for names, strings in _strings(func):
+        if SERVER_CLASSES[marker] & names:
             return True
-        strings = {c for c in inner.co_consts if isinstance(c, str)}
-        if marker == "redis" and FIXTURE_NAME_STRINGS & strings:
+        if marker != "redis":
+            continue
+        if "pytest" in strings and any(s.startswith("tests/test_") for s in strings):
             return True
-        # A test that runs test modules in a pytest subprocess needs what they need.
-        if (
-            marker == "redis"
-            and "pytest" in strings
-            and any(s.startswith("tests/test_") for s in strings)
-        ):
+        if any(_fixture_needs(s, marker, item, seen) for s in strings if s.isidentifier()):
+            return True
+    return False
+
+
+def _fixture_needs(name: str, marker: str, item: pytest.Item, seen: set[str]) -> bool:
+    """Whether fixture ``name`` (as ``item`` sees it) needs what ``marker`` stands for."""
+    if name in SERVER_FIXTURES[marker]:
+        return True
+    if name in seen:
+        return False
+    seen.add(name)
+    definitions = item.session._fixturemanager.getfixturedefs(name, item) or ()
+    for definition in definitions:
+        if definition.func.__module__ == __name__:
+            continue
+        if any(_fixture_needs(arg, marker, item, seen) for arg in definition.argnames):
+            return True
+        if _func_needs(definition.func, marker, item, seen):
             return True
     return False
 
 
 def needs(item: pytest.Item, marker: str) -> bool:
     """Whether ``item`` needs what ``marker`` stands for."""
-    fixtures = set(getattr(item, "fixturenames", ()))
-    if fixtures & SERVER_FIXTURES[marker]:
-        callspec = getattr(item, "callspec", None)
-        mode = callspec.params.get("target") if callspec is not None else None
-        if marker == "redis" or mode is None or "target" not in fixtures:
-            return True
     callspec = getattr(item, "callspec", None)
-    if callspec is not None and callspec.params.get("target") == marker:
+    params = set(map(str, callspec.params.values())) if callspec is not None else set()
+    if marker in ("cluster", "sentinel"):
+        if marker in params or getattr(getattr(item, "cls", None), "mode", None) == marker:
+            return True
+        if params & {"single", "cluster", "sentinel"}:
+            return False  # a test run per mode: only its own mode's parameter counts
+    seen: set[str] = set()
+    fixtures = list(getattr(item, "fixturenames", ()))
+    if any(_fixture_needs(name, marker, item, seen) for name in fixtures):
         return True
-    if marker in ("cluster", "sentinel") and getattr(getattr(item, "cls", None), "mode", None) == (
-        marker
-    ):
-        return True
-    if _uses(getattr(item, "function", None), marker):
-        return True
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    for name in fixtures:
-        for definition in info.name2fixturedefs.get(name, ()):
-            if definition.func.__module__ != __name__ and _uses(definition.func, marker):
-                return True
-    return False
+    return _func_needs(getattr(item, "function", None), marker, item, seen)
 
 
 def pytest_configure(config: pytest.Config) -> None:
