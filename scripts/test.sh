@@ -4,7 +4,7 @@
 #
 #   bash scripts/test.sh                 # ruff, mypy --strict, the docs build, the whole suite
 #   bash scripts/test.sh -x -k cluster   # extra arguments go to pytest
-#   bash scripts/test.sh -m "not redis"  # the layer that needs no Redis (seconds)
+#   bash scripts/test.sh -m "not redis"  # the layer that needs no Redis (no server)
 #   LINT=0 bash scripts/test.sh ...      # skip ruff, mypy and the docs build
 #   bash scripts/test.sh --matrix -t ci  # the versions matrix (nox; see noxfile.py)
 #
