@@ -326,8 +326,13 @@ class _Fill:
             yield Both.of(time.sleep, asyncio.sleep, _pause(delay, left))
             delay = min(delay * _BACKOFF, _MAX_POLL)
             value = yield Both.of(self.cache.get, self.cache.aget, self.key)
-            if value is not None or (yield Both.of(lock.acquire, lock.aacquire)) is not False:
+            if value is not None:
                 return value
+            taken = yield Both.of(lock.acquire, lock.aacquire)
+            if taken:  # the holder may have stored the page just before it let go
+                return (yield Both.of(self.cache.get, self.cache.aget, self.key))
+            if taken is None:  # Redis unavailable: stop waiting
+                return None
         return None
 
     def _leave_pass(self) -> Flow[None]:
