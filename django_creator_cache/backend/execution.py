@@ -264,7 +264,16 @@ async def _alocal(step: Callable[[Any], Any]) -> Any:
 class Executor:
     """Runs operations for one backend instance under its alias's failure policy."""
 
-    __slots__ = ("_aclient", "_client", "alias", "cluster", "location", "runtime", "strict")
+    __slots__ = (
+        "_aclient",
+        "_client",
+        "_sync_client",
+        "alias",
+        "cluster",
+        "location",
+        "runtime",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -284,6 +293,14 @@ class Executor:
         self.cluster = cluster
         self._client = client
         self._aclient = aclient
+        self._sync_client: Any = None
+
+    def _sync(self) -> Any:
+        """The alias's sync client, built on first use (and kept: the hot path asks often)."""
+        client = self._sync_client
+        if client is None:
+            client = self._sync_client = self._client()
+        return client
 
     # -- the two runners: everything else is shared ------------------------------------------
 
@@ -293,12 +310,24 @@ class Executor:
 
         The hot path of every sync call (a get hit is one round through this loop), so
         ``_step``'s logic is inlined here; ``arun`` calls it."""
-        metrics = self.runtime.metrics
+        runtime = self.runtime
+        metrics = runtime.metrics
         started = time.perf_counter() if metrics is not None else 0.0
+        breaker = runtime.breaker
         try:
             request = steps.send(None)
             while True:
-                reply = self._send(request, operation, client)
+                if type(request) is tuple and not breaker.opened_at:
+                    # The common request (one command, circuit closed): ``_send`` inlined.
+                    try:
+                        reply = (client or self._sync()).execute_command(*request)
+                    except BaseException as exc:
+                        reply = self._failed(exc, operation, request)
+                    else:
+                        if breaker.failures:
+                            runtime.recovered()
+                else:
+                    reply = self._send(request, operation, client)
                 request = steps.throw(reply.exc) if type(reply) is Thrown else steps.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -339,12 +368,12 @@ class Executor:
             if type(request) is tuple:
                 if self.runtime.breaker.opened_at and (refused := self._admit(operation)):
                     return refused
-                reply = (client or self._client()).execute_command(*request)
+                reply = (client or self._sync()).execute_command(*request)
             elif isinstance(request, Local):
                 return _local(request.send, None)
             else:
                 refused = None if request.through_open_circuit else self._admit(operation)
-                reply = refused or request.send(request.client or client or self._client())
+                reply = refused or request.send(request.client or client or self._sync())
         except BaseException as exc:
             return self._failed(exc, operation, request)
         return self._answered(reply)
@@ -352,8 +381,9 @@ class Executor:
     async def _asend(self, request: Any, operation: str, client: Any) -> Any:
         try:
             if type(request) is tuple:
-                refused = self._admit(operation)
-                reply = refused or await (client or self._aclient()).execute_command(*request)
+                if self.runtime.breaker.opened_at and (refused := self._admit(operation)):
+                    return refused
+                reply = await (client or self._aclient()).execute_command(*request)
             elif isinstance(request, Local):
                 return await _alocal(request.asend)
             else:

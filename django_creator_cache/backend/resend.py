@@ -179,8 +179,10 @@ class _Guard(_Marking):
     """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self._unsafe_sent = not is_safe(args)
-        super().send_command(*args, **kwargs)  # type: ignore[misc]
+        # redis-py's send_command, one call shorter: it is on every command's path.
+        self._unsafe_sent = args[0] not in _PLAIN_SAFE and not is_safe(args)
+        packed = self._command_packer.pack(*args)  # type: ignore[attr-defined]
+        self.send_packed_command(packed, check_health=kwargs.get("check_health", True))
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:  # type: ignore[attr-defined]
