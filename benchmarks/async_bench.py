@@ -21,7 +21,8 @@ CPU pinning by default: the thread hop is the point, and threads need cores
 
 Run from the repository root::
 
-    python benchmarks/async_bench.py [--rounds 5] [--tasks 100] [--calls 50] [--pin]
+    python benchmarks/async_bench.py [--rounds 5] [--tasks 100] [--calls 50] [--pin] [--cpu N]
+                                     [--json results.json]
 """
 
 from __future__ import annotations

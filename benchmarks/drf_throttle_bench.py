@@ -13,7 +13,7 @@ Each check is what DRF does per request and throttle: make the throttle, call
 ``allow_request(request, view)``; anonymous requests for the anon throttles, an
 authenticated user for the user throttles.
 
-1. Checks per second, one connection, one thread, pinned like ``backend_bench.py`` (the
+1. Checks per second, one connection, one thread, pinned (``harness.py``: the
    script and redis-server share one CPU; candidates alternate slice by slice in a
    rotating order; medians over rounds, ratios per round then the median). Workloads:
    ``under the limit``: 1000 per hour, identities taken in turn from a pool sized so that

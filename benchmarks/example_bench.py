@@ -32,7 +32,8 @@ temp dir, migrated and filled by ``load_demo_data``:
 Run from the repository root::
 
     python benchmarks/example_bench.py [--rounds 5] [--slice-seconds 0.5]
-        [--http-rounds 3] [--seconds 4] [--clients 4] [--no-pin] [--json out.json]
+        [--http-rounds 3] [--seconds 4] [--clients 4] [--workers 2] [--slices 4]
+        [--no-pin] [--cpu N] [--json out.json]
 """
 
 from __future__ import annotations

@@ -40,9 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.redis_servers import RedisServer, free_port  # noqa: E402
-
-__all__ = ["REPO", "RedisServer", "free_port"]  # re-exported for the benchmarks
+from tests.redis_servers import RedisServer, free_port  # noqa: E402, F401 (free_port: re-export)
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -527,7 +525,8 @@ def finish(
     print(f"Method: {method}")
     took = f"Timed part: {timed:.0f} s" if timed is not None else f"Run time: {ran or 0:.0f} s"
     print(f"{took}. Command: {command_line()}")
-    extra = {"pinned_cpu": pinned} if pinned is None or isinstance(pinned, int) else {}
+    pins = hasattr(args, "pin") and (pinned is None or isinstance(pinned, int))
+    extra = {"pinned_cpu": pinned} if pins else {}
     write_json(getattr(args, "json", None), {"versions": meta, **extra, **document})
     return 0
 

@@ -25,7 +25,7 @@ the time of one invalidation, re-populating before each; and, for scale, the
 median time the candidate took to write the N entries. Candidates alternate
 (order rotated every repetition). The script starts its own redis-server (free
 port on 127.0.0.1, temp dir, no persistence) and stops it; by default it and
-the server are pinned to one CPU (see ``backend_bench.py``).
+the server are pinned to one CPU (see ``harness.py``).
 
 Run from the repository root::
 

@@ -14,11 +14,12 @@ client writes the key 100 times a second (the invalidations are applied; some re
 then fetch). One thread; candidates alternate slice by slice in a rotating order;
 ``--rounds`` rounds, ratios per round, median over rounds. The script starts its own
 redis-server and pins itself and the server to one CPU (``--no-pin`` to turn that off),
-like ``backend_bench.py``.
+like the other benchmarks (``harness.py``).
 
 Run from the repository root::
 
-    python benchmarks/local_tier_bench.py [--rounds 5] [--iterations 20000] [--no-pin]
+    python benchmarks/local_tier_bench.py [--rounds 5] [--iterations 20000] [--slices 10]
+                                          [--no-pin] [--cpu N] [--json results.json]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Two workloads: ``under the limit`` (a limit of 10^9 per hour: every check passes
 ``over the limit`` (10 per hour, spent before timing: every check is refused; a refused
 ``@ratelimit`` raises ``Ratelimited``, caught here, where ours returns a 429 response).
 Each check gets a fresh state (``request.ratelimit`` / ``request.limited`` dropped) on one
-prebuilt request. Pinning, interleaving and medians as in ``backend_bench.py``: the script
+prebuilt request. Pinning, interleaving and medians as in ``harness.py``: the script
 and redis-server share one CPU, candidates alternate slice by slice in a rotating order,
 ratios are per round then the median over rounds.
 

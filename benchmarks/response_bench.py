@@ -21,7 +21,7 @@ around a separate run of hits, in the same process and on the same server.
 Candidates alternate slice by slice (order rotated), ratios are computed per
 round, and the median over rounds is reported. The script starts its own
 redis-server (free port on 127.0.0.1, temp dir, no persistence) and stops it;
-by default it and the server are pinned to one CPU (see ``backend_bench.py``).
+by default it and the server are pinned to one CPU (see ``harness.py``).
 
 Run from the repository root::
 
