@@ -206,11 +206,6 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
 
     # -- what operations share: decoding, local copies -----------------------------------
 
-    def read(self, raw: bytes) -> Any:
-        """Count a hit and decode ``raw``; raises ``CorruptValue``."""
-        self.runtime.counters.hits += 1
-        return self.codec.decode(raw)
-
     def read_many(
         self, keys: list[Any], fulls: list[str], values: list[bytes | None]
     ) -> tuple[dict[Any, Any], list[tuple[str, CorruptValue]]]:

@@ -83,12 +83,11 @@ class Thrown:
 class Request:
     """Something an operation asks Redis for, runnable on a sync or an async client."""
 
-    __slots__ = ("client", "errors")
+    __slots__ = ("errors",)
     # Sent even while the circuit is open (a health check that must see the server).
     through_open_circuit = False
 
-    def __init__(self, client: Any = None, errors: bool = False) -> None:
-        self.client = client  # an explicit client (django-redis's ``client=``), else the alias's
+    def __init__(self, errors: bool = False) -> None:
         self.errors = errors  # hand error replies to the operation instead of the policy
 
     def send(self, client: Any) -> Any:
@@ -110,12 +109,11 @@ class Call(Request):
         self,
         method: str,
         *args: Any,
-        client: Any = None,
         errors: bool = False,
         awaitable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(client, errors)
+        super().__init__(errors)
         self.method = method
         self.args = args
         self.kwargs = kwargs
@@ -134,8 +132,8 @@ class Pipe(Request):
 
     __slots__ = ("commands",)
 
-    def __init__(self, commands: Sequence[Sequence[Any]], client: Any = None) -> None:
-        super().__init__(client)
+    def __init__(self, commands: Sequence[Sequence[Any]]) -> None:
+        super().__init__()
         self.commands = commands
 
     def _queued(self, client: Any) -> Any:
@@ -212,10 +210,9 @@ class Script(Request):
         script: LuaScript,
         keys: Sequence[Any],
         args: Sequence[Any] = (),
-        client: Any = None,
         errors: bool = False,
     ) -> None:
-        super().__init__(client, errors)
+        super().__init__(errors)
         self.script = script
         self.keys = keys
         self.args = args
@@ -373,7 +370,7 @@ class Executor:
                 return _local(request.send, None)
             else:
                 refused = None if request.through_open_circuit else self._admit(operation)
-                reply = refused or request.send(request.client or client or self._sync())
+                reply = refused or request.send(client or self._sync())
         except BaseException as exc:
             return self._failed(exc, operation, request)
         return self._answered(reply)
@@ -388,7 +385,7 @@ class Executor:
                 return await _alocal(request.asend)
             else:
                 refused = None if request.through_open_circuit else self._admit(operation)
-                reply = refused or await request.asend(request.client or client or self._aclient())
+                reply = refused or await request.asend(client or self._aclient())
         except BaseException as exc:
             return self._failed(exc, operation, request)
         return self._answered(reply)
