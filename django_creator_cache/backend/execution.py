@@ -113,7 +113,7 @@ class Call(Request):
         awaitable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(errors)
+        self.errors = errors
         self.method = method
         self.args = args
         self.kwargs = kwargs
@@ -212,7 +212,7 @@ class Script(Request):
         args: Sequence[Any] = (),
         errors: bool = False,
     ) -> None:
-        super().__init__(errors)
+        self.errors = errors
         self.script = script
         self.keys = keys
         self.args = args
@@ -301,30 +301,33 @@ class Executor:
 
     # -- the two runners: everything else is shared ------------------------------------------
 
+    def send(self, request: Any, operation: str, client: Any = None) -> Any:
+        """Send one request under the policy (sync): its reply, or ``Thrown``.
+
+        The hot path of every sync call, so the closed-circuit case is written out
+        here (one command goes straight to the client); anything else takes ``_send``."""
+        runtime = self.runtime
+        breaker = runtime.breaker
+        if not breaker.opened_at and (type(request) is tuple or not isinstance(request, Local)):
+            try:
+                to = client or self._sync_client or self._sync()
+                reply = to.execute_command(*request) if type(request) is tuple else request.send(to)  # type: ignore[union-attr]
+            except BaseException as exc:
+                return self._failed(exc, operation, request)
+            if breaker.failures:
+                runtime.recovered()
+            return reply
+        return self._send(request, operation, client)
+
     def run(self, steps: Steps[R], operation: str, client: Any = None) -> R:
         """Drive ``steps`` on the sync client (or ``client``) to its result, timed for the
-        alias's metrics when it has them.
-
-        The hot path of every sync call (a get hit is one round through this loop), so
-        ``_step``'s logic is inlined here; ``arun`` calls it."""
-        runtime = self.runtime
-        metrics = runtime.metrics
+        alias's metrics when it has them."""
+        metrics = self.runtime.metrics
         started = time.perf_counter() if metrics is not None else 0.0
-        breaker = runtime.breaker
         try:
             request = steps.send(None)
             while True:
-                if type(request) is tuple and not breaker.opened_at:
-                    # The common request (one command, circuit closed): ``_send`` inlined.
-                    try:
-                        reply = (client or self._sync()).execute_command(*request)
-                    except BaseException as exc:
-                        reply = self._failed(exc, operation, request)
-                    else:
-                        if breaker.failures:
-                            runtime.recovered()
-                else:
-                    reply = self._send(request, operation, client)
+                reply = self.send(request, operation, client)
                 request = steps.throw(reply.exc) if type(reply) is Thrown else steps.send(reply)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

@@ -179,10 +179,16 @@ class _Guard(_Marking):
     """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        # redis-py's send_command, one call shorter: it is on every command's path.
+        # redis-py's send_command with ``send_packed_command`` below written in, two
+        # calls shorter: it is on every command's path.
         self._unsafe_sent = args[0] not in _PLAIN_SAFE and not is_safe(args)
         packed = self._command_packer.pack(*args)  # type: ignore[attr-defined]
-        self.send_packed_command(packed, check_health=kwargs.get("check_health", True))
+        if not self._sock:  # type: ignore[attr-defined]
+            self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
+        try:
+            super().send_packed_command(packed, kwargs.get("check_health", True))  # type: ignore[misc]
+        except RedisConnectionError as exc:
+            self._reraise(exc, "connection lost while sending")
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         if not self._sock:  # type: ignore[attr-defined]

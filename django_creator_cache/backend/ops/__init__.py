@@ -8,21 +8,37 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ..execution import Steps
+from ..single import One, methods
 
 R = TypeVar("R")
 
 
+@overload
+def twin(
+    steps: One, name: str | None = None
+) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]]: ...
+
+
+@overload
 def twin(
     steps: Callable[..., Steps[R]], name: str | None = None
-) -> tuple[Callable[..., R], Callable[..., Coroutine[Any, Any, R]]]:
-    """The sync and the async method of the operation ``steps(cache, *args, **kwargs)``.
+) -> tuple[Callable[..., R], Callable[..., Coroutine[Any, Any, R]]]: ...
+
+
+def twin(
+    steps: Callable[..., Steps[R]] | One, name: str | None = None
+) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]]:
+    """The sync and the async method of the operation ``steps(cache, *args, **kwargs)``
+    (or of a ``One``, an operation of one request).
 
     ``client=`` (django-redis's explicit client) is passed to the runner, which
     sends the operation's requests on it instead of the alias's client.
     """
+    if isinstance(steps, One):
+        return methods(steps)
     operation = name or steps.__name__.strip("_")
 
     @functools.wraps(steps)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ...exceptions import CacheUnavailable, CorruptValue
 from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..scripts import INCR
+from ..single import More, One
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
 _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
 
 
-def incr(
+def _ask(
     cache: Backend,
     key: Any,
     delta: int = 1,
     version: int | None = None,
     ignore_key_check: bool = False,
-) -> Steps[int]:
+) -> Any:
     """Atomically add ``delta``, keeping the key's TTL; one round trip.
 
     Raises ``ValueError`` if the key is missing (unless ``ignore_key_check``),
@@ -34,24 +35,36 @@ def incr(
     Redis cannot answer: a counter is never silently wrong.
     """
     full = cache.make_key(key, version)
-    try:
-        if ignore_key_check:
-            value = yield Call("execute_command", "INCRBY", full, delta, errors=True)
-        else:
-            value = yield Script(INCR, [full], [delta], errors=True)
-    except Unavailable as exc:
-        if not exc.answered:
-            raise
-        return (yield from _refused(cache, full, delta, exc.cause))
-    finally:
-        cache.forget_local((full,))
+    if ignore_key_check:
+        request: Any = Call("execute_command", "INCRBY", full, delta, errors=True)
+    else:
+        request = Script(INCR, [full], [delta], errors=True)
+    return request, (key, full, delta)
+
+
+def _answer(cache: Backend, value: Any, state: tuple[Any, str, int]) -> int:
+    key, full, _ = state
+    cache.forget_local((full,))
     if value is None:
         raise ValueError(f"Key {key!r} not found")
     return int(value)
 
 
-def decr(cache: Backend, key: Any, delta: int = 1, version: int | None = None) -> Steps[int]:
-    return (yield from incr(cache, key, -delta, version))
+def _unanswered(cache: Backend, exc: Unavailable, state: tuple[Any, str, int]) -> More:
+    _, full, delta = state
+    cache.forget_local((full,))
+    if not exc.answered:
+        raise exc
+    return More(_refused(cache, full, delta, exc.cause))
+
+
+def _ask_decr(cache: Backend, key: Any, delta: int = 1, version: int | None = None) -> Any:
+    """``incr`` by ``-delta``."""
+    return _ask(cache, key, -delta, version)
+
+
+incr = One("incr", _ask, _answer, _unanswered)
+decr = One("decr", _ask_decr, _answer, _unanswered)
 
 
 def _refused(cache: Backend, full: str, delta: int, error: BaseException) -> Steps[int]:
@@ -74,7 +87,10 @@ def _refused(cache: Backend, full: str, delta: int, error: BaseException) -> Ste
     if type(current) is not int:
         raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
     value: int = current + delta
-    yield ("SET", full, value, "KEEPTTL")
+    try:
+        yield ("SET", full, value, "KEEPTTL")
+    finally:
+        cache.forget_local((full,))
     return value
 
 

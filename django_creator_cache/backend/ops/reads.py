@@ -19,6 +19,7 @@ from ...exceptions import CorruptValue
 from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..local_tier import MISSING, LocalTier
 from ..scripts import FETCH_MANY, FETCH_ONE
+from ..single import More, One
 from .common import Scan, drop_corrupt, measure, text, trace, tracing
 from .common import logger as log
 
@@ -26,24 +27,23 @@ if TYPE_CHECKING:
     from ..protocol import Backend
 
 
-def get(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Steps[Any]:
+def _ask(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Any:
+    """The value of ``key``, or ``default``: one ``GET`` (the local tier may answer
+    without one); an unreadable value is a miss and is deleted; while Redis cannot
+    answer, the local fallback's copy or ``default``."""
     full = cache.make_key(key, version)
-    started = perf_counter() if log.isEnabledFor(DEBUG) else 0.0
     local = cache.local_tier
     if local is not None:
-        value = yield from _local_get(cache, local, full, default)
-        trace("get", full, "local tier", started)
-        return value
-    try:
-        raw = yield ("GET", full)
-    except Unavailable:
-        trace("get", full, "unavailable", started)
-        return _fallback(cache, full, default)
+        return _local_get(cache, local, full, default)
+    return ("GET", full), (full, default, perf_counter() if log.isEnabledFor(DEBUG) else 0.0)
+
+
+def _answer(cache: Backend, raw: bytes | None, state: tuple[str, Any, float]) -> Any:
+    full, default, started = state
     runtime = cache.runtime
-    counters = runtime.counters
     metrics = runtime.metrics
     if raw is None:
-        counters.misses += 1
+        runtime.counters.misses += 1
         if metrics is not None:
             metrics.get_misses += 1
         if started:
@@ -54,14 +54,27 @@ def get(cache: Backend, key: Any, default: Any = None, version: int | None = Non
     except CorruptValue as exc:
         if metrics is not None:
             metrics.get_misses += 1
-        yield from drop_corrupt(cache, [(full, exc)])
-        return default
-    counters.hits += 1
+        return More(_dropped(cache, full, exc, default))
+    runtime.counters.hits += 1
     if metrics is not None:
         metrics.get_hits += 1
     if started:
         trace("get", full, "hit", started)
     return value
+
+
+def _dropped(cache: Backend, full: str, exc: CorruptValue, default: Any) -> Steps[Any]:
+    yield from drop_corrupt(cache, [(full, exc)])
+    return default
+
+
+def _unanswered(cache: Backend, exc: Unavailable, state: tuple[str, Any, float]) -> Any:
+    full, default, started = state
+    trace("get", full, "unavailable", started)
+    return _fallback(cache, full, default)
+
+
+get = One("get", _ask, _answer, _unanswered)
 
 
 def _fallback(cache: Backend, full: str, default: Any) -> Any:
@@ -74,6 +87,13 @@ def _fallback(cache: Backend, full: str, default: Any) -> Any:
 
 
 def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
+    started = tracing()
+    value = yield from _tiered(cache, local, full, default)
+    trace("get", full, "local tier", started)
+    return value
+
+
+def _tiered(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
     raw = local.get(full)
     if raw is not MISSING:
         cache.runtime.counters.local_hits += 1

@@ -1,0 +1,117 @@
+"""Operations of one request, written without a generator: the form of the hot path.
+
+Most calls (a ``get``, a ``set``, an ``incr``) are one command and its reply. As a
+generator such an operation pays for the generator itself (creating it, resuming it
+twice, its ``StopIteration``): about 5% of a ``get`` round trip. ``One`` describes it
+as three plain functions instead, still once for both runners:
+
+* ``ask(cache, *args, **kwargs)`` returns ``(request, state)``, or ``Steps`` when this
+  call needs more than one request (the local tier, say): the runner drives them;
+* ``answer(cache, reply, state)`` turns the reply into the result;
+* ``unavailable(cache, exc, state)`` is what the call returns when Redis did not
+  answer (``exc`` is the ``Unavailable``); raising it (or having no such function)
+  makes the failure ``CacheUnavailable``, as in any operation.
+
+``answer`` and ``unavailable`` may return ``More(steps)`` to go on with further
+requests (deleting a value that cannot be read). ``steps_of`` is the meaning of a
+``One`` as ordinary steps: the async runner and a metered alias run that; the sync
+method takes the short path, the same calls in the same order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from ..exceptions import CacheUnavailable
+from .execution import Steps, Thrown, Unavailable
+
+
+class More:
+    """Returned by ``answer``/``unavailable``: the call goes on with ``steps``."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+
+class One:
+    """An operation of one request (see the module docstring)."""
+
+    __slots__ = ("answer", "ask", "name", "unavailable")
+
+    def __init__(
+        self,
+        name: str,
+        ask: Callable[..., Any],
+        answer: Callable[[Any, Any, Any], Any],
+        unavailable: Callable[[Any, Unavailable, Any], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.ask = ask
+        self.answer = answer
+        self.unavailable = unavailable
+
+    def __call__(self, cache: Any, *args: Any, **kwargs: Any) -> Steps[Any]:
+        """The operation as steps, so it composes with ``yield from`` like any other."""
+        return steps_of(self, cache, args, kwargs)
+
+
+def steps_of(op: One, cache: Any, args: Any, kwargs: Any) -> Steps[Any]:
+    asked = op.ask(cache, *args, **kwargs)
+    if type(asked) is not tuple:
+        return (yield from asked)
+    request, state = asked
+    try:
+        reply = yield request
+    except Unavailable as exc:
+        if op.unavailable is None:
+            raise
+        result = op.unavailable(cache, exc, state)
+    else:
+        result = op.answer(cache, reply, state)
+    if type(result) is More:
+        return (yield from result.steps)
+    return result
+
+
+def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, Any, Any]]]:
+    """The sync method (the short path) and the async twin of ``op``."""
+    operation = op.name
+    ask = op.ask
+    answer = op.answer
+    unavailable = op.unavailable
+
+    @functools.wraps(ask)
+    def method(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> Any:
+        executor = self.executor
+        if executor.runtime.metrics is not None:  # timed: the runner's loop does it
+            return executor.run(steps_of(op, self, args, kwargs), operation, client)
+        asked = ask(self, *args, **kwargs)
+        if type(asked) is not tuple:
+            return executor.run(asked, operation, client)
+        request, state = asked
+        reply = executor.send(request, operation, client)
+        if type(reply) is Thrown:
+            exc = reply.exc
+            try:
+                if unavailable is None or type(exc) is not Unavailable:
+                    raise exc
+                result = unavailable(self, exc, state)
+            except Unavailable as failed:
+                raise CacheUnavailable(executor.alias, operation, failed.cause) from failed.cause
+        else:
+            result = answer(self, reply, state)
+        if type(result) is More:
+            return executor.run(result.steps, operation, client)
+        return result
+
+    @functools.wraps(ask)
+    async def amethod(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> Any:
+        return await self.executor.arun(steps_of(op, self, args, kwargs), operation, client)
+
+    method.__name__ = method.__qualname__ = operation
+    amethod.__name__ = amethod.__qualname__ = f"a{operation}"
+    return method, amethod
