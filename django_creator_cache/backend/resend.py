@@ -176,17 +176,29 @@ class _Marking:
 
 
 class _Guard(_Marking):
-    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
+    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``.
+
+    It is on every command's path, so it calls the guarded class's own methods
+    directly (``_sends``/``_reads``, set by ``guarded``) rather than through ``super()``.
+    """
+
+    _sends: Any
+    _reads: Any
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        # redis-py's send_command with ``send_packed_command`` below written in, two
-        # calls shorter: it is on every command's path.
-        self._unsafe_sent = args[0] not in _PLAIN_SAFE and not is_safe(args)
+        # redis-py's send_command with ``send_packed_command`` below written in.
+        name = args[0]
+        if name in _PLAIN_SAFE:
+            self._unsafe_sent = False
+        elif name == "EVALSHA":
+            self._unsafe_sent = args[1] not in _READ_ONLY_SCRIPTS
+        else:
+            self._unsafe_sent = not is_safe(args)
         packed = self._command_packer.pack(*args)  # type: ignore[attr-defined]
         if not self._sock:  # type: ignore[attr-defined]
             self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
         try:
-            super().send_packed_command(packed, kwargs.get("check_health", True))  # type: ignore[misc]
+            self._sends(self, packed, kwargs.get("check_health", True))
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
@@ -194,13 +206,13 @@ class _Guard(_Marking):
         if not self._sock:  # type: ignore[attr-defined]
             self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
         try:
-            super().send_packed_command(command, check_health)  # type: ignore[misc]
+            self._sends(self, command, check_health)
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+            return self._reads(self, *args, **kwargs)
         except RedisConnectionError as exc:
             self._reraise(exc, "reply lost, the command may have run")
 
@@ -227,29 +239,22 @@ class _AsyncGuard(_Marking):
             self._reraise(exc, "reply lost, the command may have run")
 
 
-class GuardedConnection(_Guard, Connection):
-    pass
+def _made(mixin: type[Any], connection_class: type[Any], name: str) -> type[Any]:
+    """``connection_class`` with ``mixin`` in front; the sync guard calls the class's
+    own send and read methods directly."""
+    attributes: dict[str, Any] = {}
+    if mixin is _Guard:
+        attributes["_sends"] = staticmethod(connection_class.send_packed_command)
+        attributes["_reads"] = staticmethod(connection_class.read_response)
+    return type(name, (mixin, connection_class), attributes)
 
 
-class GuardedSSLConnection(_Guard, SSLConnection):
-    pass
-
-
-class GuardedUnixConnection(_Guard, UnixDomainSocketConnection):
-    pass
-
-
-class AsyncGuardedConnection(_AsyncGuard, AsyncConnection):  # type: ignore[misc]
-    pass
-
-
-class AsyncGuardedSSLConnection(_AsyncGuard, AsyncSSLConnection):  # type: ignore[misc]
-    pass
-
-
-class AsyncGuardedUnixConnection(_AsyncGuard, AsyncUnixConnection):  # type: ignore[misc]
-    pass
-
+GuardedConnection = _made(_Guard, Connection, "GuardedConnection")
+GuardedSSLConnection = _made(_Guard, SSLConnection, "GuardedSSLConnection")
+GuardedUnixConnection = _made(_Guard, UnixDomainSocketConnection, "GuardedUnixConnection")
+AsyncGuardedConnection = _made(_AsyncGuard, AsyncConnection, "AsyncGuardedConnection")
+AsyncGuardedSSLConnection = _made(_AsyncGuard, AsyncSSLConnection, "AsyncGuardedSSLConnection")
+AsyncGuardedUnixConnection = _made(_AsyncGuard, AsyncUnixConnection, "AsyncGuardedUnixConnection")
 
 _SYNC = {
     Connection: GuardedConnection,
@@ -271,7 +276,7 @@ def guarded(connection_class: type[Any]) -> type[Any]:
     if known is not None:
         return known
     mixin = _AsyncGuard if issubclass(connection_class, AsyncAbstractConnection) else _Guard
-    made = type(f"Guarded{connection_class.__name__}", (mixin, connection_class), {})
+    made = _made(mixin, connection_class, f"Guarded{connection_class.__name__}")
     (_ASYNC if mixin is _AsyncGuard else _SYNC)[connection_class] = made
     return made
 

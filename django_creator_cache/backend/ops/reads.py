@@ -26,6 +26,9 @@ from .common import logger as log
 if TYPE_CHECKING:
     from ..protocol import Backend
 
+# What a get_many call keeps between its request and the reply: keys, full keys, start.
+_Many = tuple[list[Any], list[str], float]
+
 
 def _ask(cache: Backend, key: Any, default: Any = None, version: int | None = None) -> Any:
     """The value of ``key``, or ``default``: one ``GET`` (the local tier may answer
@@ -118,30 +121,50 @@ def _tiered(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[
     return found.get(full, default)
 
 
-def get_many(
-    cache: Backend, keys: Iterable[Any], version: int | None = None
-) -> Steps[dict[Any, Any]]:
+def _ask_many(cache: Backend, keys: Iterable[Any], version: int | None = None) -> Any:
+    """The values of ``keys`` found, by key: one ``MGET`` (one per slot on a Cluster;
+    the local tier answers what it holds); unreadable values are misses and are deleted;
+    while Redis cannot answer, what the local fallback holds."""
     keys = list(keys)
     if not keys:
-        return {}
+        return _nothing()
     fulls = cache.make_keys(keys, version)
-    started = tracing()
     local = cache.local_tier
     if local is not None:
-        return (yield from _local_get_many(cache, local, keys, fulls))
-    try:
-        if cache.cluster:
-            values = yield Call("mget_nonatomic", fulls)
-        else:
-            values = yield ("MGET", *fulls)
-    except Unavailable:
-        return _fallback_many(cache, keys, fulls)
+        return _local_get_many(cache, local, keys, fulls)
+    request = Call("mget_nonatomic", fulls) if cache.cluster else ("MGET", *fulls)
+    return request, (keys, fulls, tracing())
+
+
+def _answer_many(cache: Backend, values: list[Any], state: _Many) -> Any:
+    keys, fulls, started = state
     found, corrupt = cache.read_many(keys, fulls, values)
     _measure_many(cache, len(found), len(keys))
+    if started:
+        trace("get_many", fulls, f"{len(found)} of {len(keys)} hit", started)
     if corrupt:
-        yield from drop_corrupt(cache, corrupt)
-    trace("get_many", fulls, f"{len(found)} of {len(keys)} hit", started)
+        return More(_dropped_many(cache, corrupt, found))
     return found
+
+
+def _dropped_many(
+    cache: Backend, corrupt: list[tuple[str, CorruptValue]], found: dict[Any, Any]
+) -> Steps[dict[Any, Any]]:
+    yield from drop_corrupt(cache, corrupt)
+    return found
+
+
+def _unanswered_many(cache: Backend, exc: Unavailable, state: _Many) -> dict[Any, Any]:
+    keys, fulls, _ = state
+    return _fallback_many(cache, keys, fulls)
+
+
+def _nothing() -> Steps[dict[Any, Any]]:
+    return {}
+    yield  # a generator: no request at all
+
+
+get_many = One("get_many", _ask_many, _answer_many, _unanswered_many)
 
 
 def _local_get_many(
