@@ -116,6 +116,8 @@ def _query(request: HttpRequest, vary: bool | frozenset[str]) -> str:
     parameters named in ``vary`` only; repeated values keep their order."""
     if vary is False:
         return ""
+    if not request.META.get("QUERY_STRING") and not request.__dict__.get("GET"):
+        return ""  # no query (and request.GET not parsed, or set, with one): nothing to sort
     items = sorted(request.GET.lists())
     if vary is not True:
         items = [(name, values) for name, values in items if name in vary]
@@ -142,8 +144,16 @@ def mark(
     if options.vary_on_headers:
         patch_vary_headers(response, options.vary_on_headers)
     private = options.vary_on_user or (request is not None and personal.cookie_coming(request))
+    age = None if max_age is None else max(int(max_age), 0)
+    if not response.has_header("Cache-Control"):
+        # What patch_cache_control writes on a response without the header, written directly.
+        visibility = "private" if private else "public"
+        response.headers["Cache-Control"] = (
+            visibility if age is None else f"{visibility}, max-age={age}"
+        )
+        return response
     control: dict[str, Any] = {"private": True} if private else {"public": True}
-    if max_age is not None:
-        control["max_age"] = max(int(max_age), 0)
+    if age is not None:
+        control["max_age"] = age
     patch_cache_control(response, **control)
     return response

@@ -174,8 +174,23 @@ def respond(
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
-    """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
-    return sync_async.run(_respond(options, view_id, request, users, render, args, kwargs))
+    """The response to ``request``: from the cache, or rendered (and stored if it may be).
+
+    A hit is served straight from here (the key, one ``get``, the page); only a miss
+    or a skip enters the flow shared with async views.
+    """
+    cache = caches[options.alias]
+    key = None
+    if request.method in _SAFE_METHODS:
+        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
+    if key is None:
+        return core.mark(render(), SKIP, options)
+    value = cache.get(key)
+    hit = _served(value, options, request)
+    if hit is not None:
+        return hit
+    flow = _after_read(cache, key, value, options, request, users, render, args, kwargs)
+    return sync_async.run(flow)
 
 
 async def arespond(
@@ -188,30 +203,33 @@ async def arespond(
     kwargs: Any,
 ) -> HttpResponseBase:
     """``respond`` for async views: the same flow on the cache's async methods."""
-    flow = _respond(options, view_id, request, users, render, args, kwargs)
+    cache = caches[options.alias]
+    key = None
+    if request.method in _SAFE_METHODS:
+        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
+    if key is None:
+        return core.mark(await render(), SKIP, options)
+    value = await cache.aget(key)
+    hit = _served(value, options, request)
+    if hit is not None:
+        return hit
+    flow = _after_read(cache, key, value, options, request, users, render, args, kwargs)
     return await sync_async.arun(flow)
 
 
-def _respond(
+def _after_read(
+    cache: BaseCache,
+    key: str,
+    value: Any,
     options: PageOptions,
-    view_id: str,
     request: HttpRequest,
     users: list[Any],
     render: Callable[[], Any],
     args: Any,
     kwargs: Any,
 ) -> Flow[HttpResponseBase]:
-    cache = caches[options.alias]
+    """After a read that was not a page: render, and fill the cache if the page may be kept."""
     rendered = Both.of(render, render)
-    key = None
-    if request.method in _SAFE_METHODS:
-        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
-    if key is None:
-        return core.mark((yield rendered), SKIP, options)
-    value = yield Both.of(cache.get, cache.aget, key)
-    hit = _served(value, options, request)
-    if hit is not None:
-        return hit
     if _render_unstored(value, request):
         return core.mark((yield rendered), SKIP, options)
     fill = _Fill(cache, key, options, request, users, args, kwargs)
