@@ -397,7 +397,7 @@ def report(
     for way, per_page in results.items():
         for page, per_round in per_page.items():
 
-            def ratio(top: str, bottom: str) -> str:
+            def ratio(top: str, bottom: str, per_round: dict[str, list[float]] = per_round) -> str:
                 return harness.fmt_ratio(median_ratio(per_round[top], per_round[bottom]))
 
             # Extra time of a hit over the floor's, in raw GET round trips, per round.

@@ -91,9 +91,9 @@ def rows_for(caches: dict[str, Any]) -> Rows:
     fresh = itertools.count()
     rows: Rows = {}
 
-    def each(make: Callable[[Any], Callable[[], Any]], only: tuple[str, ...] = CANDIDATES) -> dict[
-        str, Callable[[], Any]
-    ]:
+    def each(
+        make: Callable[[Any], Callable[[], Any]], only: tuple[str, ...] = CANDIDATES
+    ) -> dict[str, Callable[[], Any]]:
         return {name: make(caches[name]) for name in only}
 
     for cache in caches.values():
@@ -251,7 +251,7 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     started = time.perf_counter()
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for row, calls in rows.items():
-        for name, call in calls.items():
+        for call in calls.values():
             prepare = getattr(call, "prepare", None)
             if prepare is not None:
                 prepare(1)
