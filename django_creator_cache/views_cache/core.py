@@ -48,6 +48,7 @@ class PageOptions:
     key_func: Callable[..., Any] | None
     alias: str
     statuses: frozenset[int]
+    max_query_variants: int | None = None
 
     def timeout(self, cache: BaseCache) -> float | None:
         """Seconds to keep a page (policies and the cache default read now)."""
@@ -122,6 +123,23 @@ def _query(request: HttpRequest, vary: bool | frozenset[str]) -> str:
     if vary is not True:
         items = [(name, values) for name, values in items if name in vary]
     return urlencode(items, doseq=True)
+
+
+def variants_key(cache: BaseCache, options: PageOptions, view_id: str) -> str:
+    """The counter of query-string variants stored for one view (``max_query_variants``):
+    under the view's prefix, so ``invalidate_prefix`` drops it with the pages."""
+    manager = getattr(cache, "keys_manager", None)
+    if manager is not None:
+        return str(manager.custom(options.prefix, view_id, "query-variants"))
+    return f"{options.prefix}:{view_id}:query-variants"
+
+
+def counts_variant(options: PageOptions, request: HttpRequest) -> bool:
+    """Whether a page stored for ``request`` is a query-string variant that counts against
+    ``max_query_variants`` (a cap is set, no ``key_func``, the key has a query part)."""
+    if options.max_query_variants is None or options.key_func is not None:
+        return False
+    return bool(_query(request, options.vary_on_query))
 
 
 def mark(
