@@ -92,7 +92,7 @@ def page_key(
             return None
         parts = [str(made)]
     else:
-        parts = [request.scheme or "", request.get_host(), request.path]
+        parts = [request.scheme or "", _host(request), request.path]
         parts.append(_query(request, options.vary_on_query))
         parts += [request.headers.get(name, "") for name in options.vary_on_headers]
     if settings.USE_I18N:
@@ -110,6 +110,27 @@ def page_key(
     if manager is not None:
         return str(manager.custom(options.prefix, view_id, digest))
     return f"{options.prefix}:{view_id}:{digest}"
+
+
+# Hosts ``request.get_host()`` accepted, by (raw host, ALLOWED_HOSTS, DEBUG): a hit does not
+# validate the same host again. Bounded; only accepted hosts are kept.
+_HOSTS: set[tuple[str, tuple[str, ...], bool]] = set()
+_MAX_HOSTS = 256
+
+
+def _host(request: HttpRequest) -> str:
+    """``request.get_host()`` (``DisallowedHost`` for a host not allowed), its validation
+    remembered for the settings it was made under."""
+    raw: str = request._get_raw_host()  # type: ignore[attr-defined]  # Django's own, stable
+    seen = (raw, tuple(settings.ALLOWED_HOSTS), bool(settings.DEBUG))
+    if seen in _HOSTS:
+        return raw
+    host = request.get_host()
+    if host == raw:
+        if len(_HOSTS) >= _MAX_HOSTS:
+            _HOSTS.clear()
+        _HOSTS.add(seen)
+    return host
 
 
 def _query(request: HttpRequest, vary: bool | frozenset[str]) -> str:
