@@ -352,6 +352,9 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
             served.close()
     duration = time.perf_counter() - started
     harness.require_no_errors(caches["ours"], caches["ours_local"])
+    from django_creator_cache.backend import local_tier
+
+    local_tier.shutdown_all()  # before the server stops
 
     print()
     print(report(results, commands))
