@@ -4,7 +4,7 @@
 On a shared Redis the server is the scarce resource, and a Lua script costs it more
 than the plain command it stands for. For every operation (and a rate-limit check, a
 page hit and a tracked write), each candidate makes ``--calls`` calls after a
-``CONFIG RESETSTAT``; then, per call:
+``CONFIG RESETSTAT``, ``--repeats`` times in alternation (the median is kept); per call:
 
 * ``usec``: ``INFO commandstats`` microseconds of what the calls made Redis run, per
   call: for each command, its ``usec`` times the share of its calls the client sent
@@ -30,12 +30,14 @@ under a tracked prefix beside a plain ``set`` of the same key on the peers.
 
 Run from the repository root::
 
-    python benchmarks/server_cost_bench.py [--calls 500] [--no-pin] [--cpu N] [--json out.json]
+    python benchmarks/server_cost_bench.py [--calls 300] [--repeats 5] [--no-pin] [--cpu N]
+                                           [--json out.json]
 """
 
 from __future__ import annotations
 
 import itertools
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -234,10 +236,24 @@ def measure(server: Any, call: Callable[[], Any], calls: int) -> dict[str, Any]:
     }
 
 
+def _median(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "usec": statistics.median(m["usec"] for m in measured),
+        "cpu_usec": statistics.median(m["cpu_usec"] for m in measured),
+        "sent": measured[0]["sent"],
+        "script": measured[0]["script"],
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> Any:
     parser = harness.arguments(__doc__)
-    parser.add_argument("--calls", type=int, default=500, help="calls per row and candidate")
-    return harness.parse(parser, argv, ("calls",))
+    parser.add_argument(
+        "--calls", type=int, default=300, help="calls per measurement (default 300)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="measurements per row and candidate (default 5)"
+    )
+    return harness.parse(parser, argv, ("calls", "repeats"))
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
@@ -256,7 +272,13 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
             if prepare is not None:
                 prepare(1)
             call()  # warm: connections, scripts loaded
-        results[row] = {name: measure(server, call, args.calls) for name, call in calls.items()}
+        # Candidates alternate, --repeats times; the median of each figure is kept (a
+        # command's usec grows when redis-server is preempted in the middle of it).
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in calls}
+        for repeat in range(args.repeats):
+            for name in harness.rotated(list(calls), repeat):
+                runs[name].append(measure(server, calls[name], args.calls))
+        results[row] = {name: _median(measured) for name, measured in runs.items()}
     duration = time.perf_counter() - started
     harness.require_no_errors(backends["ours"])
     meta = harness.versions(
@@ -267,7 +289,8 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
         meta,
         {"per_call": results},
         pinned=cpu,
-        method=f"{args.calls} calls per row and candidate after CONFIG RESETSTAT; usec from "
+        method=f"{args.repeats} measurements of {args.calls} calls per row and candidate, "
+        "candidates alternating, median kept; each after CONFIG RESETSTAT; usec from "
         "INFO commandstats (commands the client sent, a script's inner commands inside its "
         "own usec), cpu from INFO cpu (main thread, user + system).",
         ran=duration,
