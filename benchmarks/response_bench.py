@@ -325,10 +325,16 @@ def bench(args: Any, server: Any, cpu: int | None) -> int:
     filled = {k: v for k, v in renders.items() if k != "no cache"}
     render_ms = {page: 1000 * run_cell(gets["no cache", page], 50)[0] / 50 for page in PAGES}
     commands = {
-        name: harness.per_call(
-            harness.commands_during(server, lambda get=gets[name, "2 KB page"]: run_cell(get, 500)),
-            500,
-        )
+        name: {
+            command: calls
+            for command, calls in harness.per_call(
+                harness.commands_during(
+                    server, lambda get=gets[name, "2 KB page"]: run_cell(get, 500)
+                ),
+                500,
+            ).items()
+            if command not in harness.BACKGROUND  # the local tier's heartbeats
+        }
         for name in PAGE_CANDIDATES
     }
     page_gets = {key: get for key, get in gets.items() if key[0] != "no cache"}
@@ -422,7 +428,11 @@ def report(
                 ]
             )
     spelled = [
-        [name, ", ".join(f"{calls:g} {command.upper()}" for command, calls in per_hit.items())]
+        [
+            name,
+            ", ".join(f"{calls:g} {command.upper()}" for command, calls in per_hit.items())
+            or "none",
+        ]
         for name, per_hit in commands.items()
     ]
     raw_rate = statistics.median(
