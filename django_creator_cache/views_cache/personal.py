@@ -99,13 +99,24 @@ def _sessionless(request: HttpRequest, user: Any) -> bool:
         return False
     if getattr(session, "_session_cache", None):  # data put in before a key was made
         return False
-    from django.contrib.auth.models import AnonymousUser  # apps are ready by the first request
-
-    anonymous = AnonymousUser()
+    anonymous = _anonymous_user()
     request._cached_user = anonymous  # type: ignore[attr-defined]  # as the middleware's get_user
     user._wrapped = anonymous
     session.accessed = True
     return True
+
+
+_ANONYMOUS: list[type[Any]] = []
+
+
+def _anonymous_user() -> Any:
+    """A new ``AnonymousUser`` (its class imported once, at the first request: apps are
+    ready by then, not necessarily when this module is imported)."""
+    if not _ANONYMOUS:
+        from django.contrib.auth.models import AnonymousUser
+
+        _ANONYMOUS.append(AnonymousUser)
+    return _ANONYMOUS[0]()
 
 
 def identity(found: list[Any]) -> str | None:
