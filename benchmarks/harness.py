@@ -537,3 +537,27 @@ def write_json(path: str | None, document: dict[str, Any]) -> None:
         Path(path).write_text(
             json.dumps({"command": command_line(), **document}, indent=2, default=str) + "\n"
         )
+
+
+# -- what a call costs the server -----------------------------------------------------------------
+
+BACKGROUND = frozenset({*READINGS, "config|resetstat", "ping", "role", "client|tracking"})
+"""Commands that are not the measured calls' own: the readings, the reset, heartbeats
+(a local tier's ``PING``/``ROLE``) and connection set-up."""
+
+
+def server_cpu(server: RedisServer, action: Callable[[], Any]) -> dict[str, tuple[int, int]]:
+    """Redis's own CPU for what ``action`` made it run: ``{command: (calls, usec)}`` from
+    ``INFO commandstats`` after a ``CONFIG RESETSTAT`` (a script's own commands appear
+    both under ``evalsha``/``fcall`` and under their names, as Redis counts them);
+    :data:`BACKGROUND` commands left out."""
+    client = server.client()
+    client.config_resetstat()
+    action()
+    stats = client.info("commandstats")
+    found = {}
+    for name, values in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command not in BACKGROUND and not command.startswith("client|"):
+            found[command] = (int(values["calls"]), int(values["usec"]))
+    return found

@@ -48,6 +48,7 @@ class PageOptions:
     key_func: Callable[..., Any] | None
     alias: str
     statuses: frozenset[int]
+    max_query_variants: int | None = None
 
     def timeout(self, cache: BaseCache) -> float | None:
         """Seconds to keep a page (policies and the cache default read now)."""
@@ -91,7 +92,7 @@ def page_key(
             return None
         parts = [str(made)]
     else:
-        parts = [request.scheme or "", request.get_host(), request.path]
+        parts = [request.scheme or "", _host(request), request.path]
         parts.append(_query(request, options.vary_on_query))
         parts += [request.headers.get(name, "") for name in options.vary_on_headers]
     if settings.USE_I18N:
@@ -111,15 +112,55 @@ def page_key(
     return f"{options.prefix}:{view_id}:{digest}"
 
 
+# Hosts ``request.get_host()`` accepted, by (raw host, ALLOWED_HOSTS, DEBUG): a hit does not
+# validate the same host again. Bounded; only accepted hosts are kept.
+_HOSTS: set[tuple[str, tuple[str, ...], bool]] = set()
+_MAX_HOSTS = 256
+
+
+def _host(request: HttpRequest) -> str:
+    """``request.get_host()`` (``DisallowedHost`` for a host not allowed), its validation
+    remembered for the settings it was made under."""
+    raw: str = request._get_raw_host()  # type: ignore[attr-defined]  # Django's own, stable
+    seen = (raw, tuple(settings.ALLOWED_HOSTS), bool(settings.DEBUG))
+    if seen in _HOSTS:
+        return raw
+    host = request.get_host()
+    if host == raw:
+        if len(_HOSTS) >= _MAX_HOSTS:
+            _HOSTS.clear()
+        _HOSTS.add(seen)
+    return host
+
+
 def _query(request: HttpRequest, vary: bool | frozenset[str]) -> str:
     """The query string in a canonical order (``?a=1&b=2`` is ``?b=2&a=1``), or the
     parameters named in ``vary`` only; repeated values keep their order."""
     if vary is False:
         return ""
+    if not request.META.get("QUERY_STRING") and not request.__dict__.get("GET"):
+        return ""  # no query (and request.GET not parsed, or set, with one): nothing to sort
     items = sorted(request.GET.lists())
     if vary is not True:
         items = [(name, values) for name, values in items if name in vary]
     return urlencode(items, doseq=True)
+
+
+def variants_key(cache: BaseCache, options: PageOptions, view_id: str) -> str:
+    """The counter of query-string variants stored for one view (``max_query_variants``):
+    under the view's prefix, so ``invalidate_prefix`` drops it with the pages."""
+    manager = getattr(cache, "keys_manager", None)
+    if manager is not None:
+        return str(manager.custom(options.prefix, view_id, "query-variants"))
+    return f"{options.prefix}:{view_id}:query-variants"
+
+
+def counts_variant(options: PageOptions, request: HttpRequest) -> bool:
+    """Whether a page stored for ``request`` is a query-string variant that counts against
+    ``max_query_variants`` (a cap is set, no ``key_func``, the key has a query part)."""
+    if options.max_query_variants is None or options.key_func is not None:
+        return False
+    return bool(_query(request, options.vary_on_query))
 
 
 def mark(
@@ -142,8 +183,16 @@ def mark(
     if options.vary_on_headers:
         patch_vary_headers(response, options.vary_on_headers)
     private = options.vary_on_user or (request is not None and personal.cookie_coming(request))
+    age = None if max_age is None else max(int(max_age), 0)
+    if not response.has_header("Cache-Control"):
+        # What patch_cache_control writes on a response without the header, written directly.
+        visibility = "private" if private else "public"
+        response.headers["Cache-Control"] = (
+            visibility if age is None else f"{visibility}, max-age={age}"
+        )
+        return response
     control: dict[str, Any] = {"private": True} if private else {"public": True}
-    if max_age is not None:
-        control["max_age"] = max(int(max_age), 0)
+    if age is not None:
+        control["max_age"] = age
     patch_cache_control(response, **control)
     return response

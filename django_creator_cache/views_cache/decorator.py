@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from .. import conf, sync_async
 from ..backend.cache import RedisCache
 from ..cache_aside import ComputeLock
+from ..exceptions import CacheUnavailable
 from ..invalidation.index import track_prefixes
 from ..sync_async import Both, Flow
 from ..ttl import TTLLike, check_policy, parse_ttl
@@ -45,6 +46,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.05
 _BACKOFF = 1.5
+# Pages with a query part stored per view and TTL window, unless the decorator says otherwise.
+MAX_QUERY_VARIANTS = 1000
 
 
 @overload
@@ -67,6 +70,7 @@ def cache_response(
     key_func: Callable[..., Any] | None = ...,
     cache: str = ...,
     statuses: Iterable[int] = ...,
+    max_query_variants: int | None = ...,
 ) -> Callable[[V], V]: ...
 
 
@@ -85,6 +89,7 @@ def cache_response(
     key_func: Callable[..., Any] | None = None,
     cache: str = "default",
     statuses: Iterable[int] = (200,),
+    max_query_variants: int | None = MAX_QUERY_VARIANTS,
 ) -> V | Callable[[V], V]:
     """Cache a view's whole response; ``X-Cache`` says ``HIT``, ``MISS`` (rendered and
     stored) or ``SKIP`` (rendered, not stored).
@@ -105,6 +110,12 @@ def cache_response(
     names of the parameters that matter. ``key_func(request, *args, **kwargs)``:
     replaces URL, query and headers in the key; returning None skips the cache.
     ``cache``: the ``CACHES`` alias. ``statuses``: response codes that are stored.
+    ``max_query_variants``: at most this many pages whose key has a query part are
+    stored per view and TTL window (so distinct query strings cannot grow the keyspace
+    and the invalidation index without bound); past it such pages are rendered, not
+    stored (``SKIP``). Counted in Redis per view, reset with the view's prefix
+    (``invalidate_prefix``) or after one TTL; ``None``: no cap. Pages without a query
+    part (or with ``key_func``) are not counted.
     """
     if policy is not None and ttl is not DEFAULT_TIMEOUT:
         raise TypeError("cache_response takes ttl or policy, not both")
@@ -115,6 +126,15 @@ def cache_response(
         raise ValueError(f"cache_response: ttl must be positive or None, got {ttl!r}")
     if not prefix:
         raise ValueError("cache_response: prefix must not be empty")
+    if max_query_variants is not None and (
+        isinstance(max_query_variants, bool)
+        or not isinstance(max_query_variants, int)
+        or max_query_variants < 0
+    ):
+        raise ValueError(
+            "cache_response: max_query_variants must be a non-negative int or None, "
+            f"got {max_query_variants!r}"
+        )
     track_prefixes(prefix.split(":", 1)[0])  # so invalidate_prefix(prefix) finds the pages
     options = PageOptions(
         ttl=seconds,
@@ -129,6 +149,7 @@ def cache_response(
         key_func=key_func,
         alias=cache,
         statuses=frozenset(statuses),
+        max_query_variants=max_query_variants,
     )
 
     def decorate(func: V) -> V:
@@ -174,8 +195,23 @@ def respond(
     args: Any,
     kwargs: Any,
 ) -> HttpResponseBase:
-    """The response to ``request``: from the cache, or rendered (and stored if it may be)."""
-    return sync_async.run(_respond(options, view_id, request, users, render, args, kwargs))
+    """The response to ``request``: from the cache, or rendered (and stored if it may be).
+
+    A hit is served straight from here (the key, one ``get``, the page); only a miss
+    or a skip enters the flow shared with async views.
+    """
+    cache = caches[options.alias]
+    key = None
+    if request.method in _SAFE_METHODS:
+        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
+    if key is None:
+        return core.mark(render(), SKIP, options)
+    value = cache.get(key)
+    hit = _served(value, options, request)
+    if hit is not None:
+        return hit
+    flow = _after_read(cache, key, value, options, view_id, request, users, render, args, kwargs)
+    return sync_async.run(flow)
 
 
 async def arespond(
@@ -188,11 +224,24 @@ async def arespond(
     kwargs: Any,
 ) -> HttpResponseBase:
     """``respond`` for async views: the same flow on the cache's async methods."""
-    flow = _respond(options, view_id, request, users, render, args, kwargs)
+    cache = caches[options.alias]
+    key = None
+    if request.method in _SAFE_METHODS:
+        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
+    if key is None:
+        return core.mark(await render(), SKIP, options)
+    value = await cache.aget(key)
+    hit = _served(value, options, request)
+    if hit is not None:
+        return hit
+    flow = _after_read(cache, key, value, options, view_id, request, users, render, args, kwargs)
     return await sync_async.arun(flow)
 
 
-def _respond(
+def _after_read(
+    cache: BaseCache,
+    key: str,
+    value: Any,
     options: PageOptions,
     view_id: str,
     request: HttpRequest,
@@ -201,20 +250,13 @@ def _respond(
     args: Any,
     kwargs: Any,
 ) -> Flow[HttpResponseBase]:
-    cache = caches[options.alias]
+    """After a read that was not a page: render, and fill the cache if the page may be kept."""
     rendered = Both.of(render, render)
-    key = None
-    if request.method in _SAFE_METHODS:
-        key = core.page_key(cache, options, view_id, request, users, args, kwargs)
-    if key is None:
-        return core.mark((yield rendered), SKIP, options)
-    value = yield Both.of(cache.get, cache.aget, key)
-    hit = _served(value, options, request)
-    if hit is not None:
-        return hit
     if _render_unstored(value, request):
         return core.mark((yield rendered), SKIP, options)
     fill = _Fill(cache, key, options, request, users, args, kwargs)
+    if core.counts_variant(options, request):
+        fill.variants = core.variants_key(cache, options, view_id)
     return (yield from fill.flow(rendered))
 
 
@@ -248,6 +290,8 @@ class _Fill:
         self.ttl = options.timeout(cache)
         # Other backends (DummyCache in development, say) store pages, unlocked and untagged.
         self.lock = ComputeLock(cache, key, None) if isinstance(cache, RedisCache) else None
+        # The counter of this view's query-string variants, when this page is one.
+        self.variants: str | None = None
 
     def flow(self, rendered: Both) -> Flow[HttpResponseBase]:
         lock = self.lock
@@ -292,6 +336,8 @@ class _Fill:
             if page is None:
                 yield from self._leave_pass()
                 return core.mark(response, SKIP, self.options)
+            if self.variants is not None and not (yield from self._within_cap()):
+                return core.mark(response, SKIP, self.options)
             set_page = functools.partial(self.cache.set, **self._set_options())
             aset_page = functools.partial(self.cache.aset, **self._set_options())
             yield Both.of(set_page, aset_page, self.key, page, self.ttl)
@@ -312,6 +358,26 @@ class _Fill:
             return None
         text = not entry.stores_bytes(self.cache)
         return entry.encode(cast(HttpResponse, response), self.ttl, text=text)
+
+    def _within_cap(self) -> Flow[bool]:
+        """Count this variant; whether the view is still within ``max_query_variants``.
+
+        The counter lives one TTL (pages stored in a window outlive it by at most one
+        TTL, so at most twice the cap are alive), or as long as the pages when they never
+        expire; Redis unavailable: not stored."""
+        cache, counter = self.cache, cast(str, self.variants)
+        cap = cast(int, self.options.max_query_variants)
+        if cap == 0:
+            return False
+        yield Both.of(cache.add, cache.aadd, counter, 0, self.ttl)
+        try:
+            count = yield Both.of(cache.incr, cache.aincr, counter)
+        except CacheUnavailable:
+            return False
+        except (ValueError, TypeError):  # expired meanwhile, or not a counter: a new window
+            yield Both.of(cache.delete, cache.adelete, counter)
+            return False
+        return bool(isinstance(count, int) and count <= cap)
 
     def _set_options(self) -> dict[str, Any]:
         if isinstance(self.cache, RedisCache):

@@ -76,10 +76,35 @@ def decode(value: Any) -> tuple[HttpResponse, float | None] | None:
         return None
     status, stored_at, ttl, head_length = _FIXED.unpack_from(value, len(MAGIC))
     end = _START + head_length
+    head = _head(value[_START:end])
+    if head is None:
+        return None
     try:
-        reason, headers = json.loads(value[_START:end])
-        pairs = {str(k): str(v) for k, v in headers if str(k).lower() != "set-cookie"}
-        response = HttpResponse(value[end:], status=status, reason=reason, headers=pairs)
-    except (ValueError, TypeError):  # JSON, unpacking, a status Django refuses
+        response = HttpResponse(value[end:], status=status, reason=head[0], headers=head[1])
+    except (ValueError, TypeError):  # a status Django refuses
         return None
     return response, None if ttl < 0 else stored_at + ttl - time.time()
+
+
+# Heads already read (reason, headers without Set-Cookie): a hit parses no JSON. Pages of
+# one site share a few heads; bounded, emptied when full.
+_HEADS: dict[bytes, tuple[str | None, dict[str, str]]] = {}
+_MAX_HEADS = 512
+
+
+def _head(raw: bytes) -> tuple[str | None, dict[str, str]] | None:
+    """The reason and headers of a stored head (Set-Cookie dropped), or None if unreadable."""
+    found = _HEADS.get(raw)
+    if found is not None:
+        return found
+    try:
+        reason, headers = json.loads(raw)
+        pairs = {str(k): str(v) for k, v in headers if str(k).lower() != "set-cookie"}
+    except (ValueError, TypeError):  # JSON, unpacking
+        return None
+    if reason is not None and not isinstance(reason, str):
+        return None
+    if len(_HEADS) >= _MAX_HEADS:
+        _HEADS.clear()
+    _HEADS[raw] = found = (reason, pairs)
+    return found

@@ -44,6 +44,8 @@ def users(request: HttpRequest) -> list[Any]:
     """The authenticated users ``request`` carries (sync views)."""
     found: list[Any] = []
     user = getattr(request, "user", None)
+    if _sessionless(request, user):
+        return found
     _add(found, user)
     if user is not None and not _is_session_lazy(user) and hasattr(request, "session"):
         # request.user was replaced: the session may still log someone in.
@@ -75,6 +77,46 @@ async def ausers(request: HttpRequest) -> list[Any]:
             # again during the render (that would read as personal).
             cast("SimpleLazyObject[Any]", user)._wrapped = session
     return found
+
+
+def _sessionless(request: HttpRequest, user: Any) -> bool:
+    """Whether ``request.user`` is the session's lazy user, not evaluated yet, and the
+    session has no key and holds nothing: the visitor is anonymous, known without
+    loading a session (what ``auth.get_user`` would find: no user id in it).
+
+    The lazy user is then set to what it would have evaluated to (``AnonymousUser``), so
+    a view reading ``request.user`` reads no session (that would make its page personal),
+    and the session marked accessed, as evaluating the user would have:
+    ``SessionMiddleware`` then adds ``Vary: Cookie``, so a shared cache downstream keeps
+    this anonymous page apart from the pages of visitors who carry a session.
+    """
+    if type(user) is not SimpleLazyObject or user._wrapped is not empty:
+        return False
+    if not _is_session_lazy(user):
+        return False
+    session = getattr(request, "session", None)
+    if session is None or session.session_key is not None or session.modified:
+        return False
+    if getattr(session, "_session_cache", None):  # data put in before a key was made
+        return False
+    anonymous = _anonymous_user()
+    request._cached_user = anonymous  # type: ignore[attr-defined]  # as the middleware's get_user
+    user._wrapped = anonymous
+    session.accessed = True
+    return True
+
+
+_ANONYMOUS: list[type[Any]] = []
+
+
+def _anonymous_user() -> Any:
+    """A new ``AnonymousUser`` (its class imported once, at the first request: apps are
+    ready by then, not necessarily when this module is imported)."""
+    if not _ANONYMOUS:
+        from django.contrib.auth.models import AnonymousUser
+
+        _ANONYMOUS.append(AnonymousUser)
+    return _ANONYMOUS[0]()
 
 
 def identity(found: list[Any]) -> str | None:

@@ -55,8 +55,14 @@ class LocalTier:
         # Monotonic time until which hits may be served (0: tracking not confirmed).
         self.valid_until = 0.0
         self.tracking = False  # a tracking connection is up on every node (fills allowed)
-        self._poller: Any = select.poll() if hasattr(select, "poll") else None
+        # Each reader thread polls the tracking sockets with its own poller, rebuilt when
+        # ``_generation`` (the set of sockets) changes.
+        self._local = threading.local()
+        self._generation = 0
         self._watched: dict[int, _Node] = {}
+        # Drains in progress: bytes taken off a socket, not yet applied. A reader that
+        # finds none waiting on the socket still waits for these (under the lock).
+        self._draining = 0
         self.invalidations = 0
         self.flushes = 0
         self._pid = os.getpid()
@@ -69,47 +75,67 @@ class LocalTier:
     # -- reads ---------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
-        """The raw value of ``key`` if held and tracking is confirmed, else ``MISSING``."""
+        """The raw value of ``key`` if held and tracking is confirmed, else ``MISSING``.
+
+        No lock on a hit: threads read the dict as it is (one C call each, atomic under
+        the GIL) after checking, with their own poller, that no invalidation is waiting
+        on a tracking socket and none is being applied (``_draining``); only then does a
+        reader take the lock, drain, and read behind the drain.
+        """
         now = time.monotonic()
         if now >= self.valid_until:
             return MISSING
-        with self._lock:
-            poller = self._poller
-            if poller is not None and self._watched and poller.poll(0):
+        if self._watched and (self._ready() or self._draining):
+            with self._lock:
                 self._drain_ready()
                 if now >= self.valid_until:
                     return MISSING
-            entry = self._data.get(key)
-            if type(entry) is not tuple:
-                return MISSING
-            raw, expires = entry
-            if expires is not None and expires <= now:
-                del self._data[key]
-                return MISSING
+        entry = self._data.get(key)
+        if type(entry) is not tuple:
+            return MISSING
+        expires = entry[1]
+        if expires is not None and expires <= now:
+            return MISSING  # a fetch (``reserve``) replaces it
+        with contextlib.suppress(KeyError):  # dropped meanwhile: still a hit read before
             self._data.move_to_end(key)
-            return raw
+        return entry[0]
 
     def get_many(self, keys: list[str]) -> list[Any]:
-        """``get`` of many keys under one lock and one poll: raw values or ``MISSING``."""
+        """``get`` of many keys after one check of the tracking sockets: raw values or
+        ``MISSING``."""
         now = time.monotonic()
         if now >= self.valid_until:
             return [MISSING] * len(keys)
-        found: list[Any] = []
-        with self._lock:
-            poller = self._poller
-            if poller is not None and self._watched and poller.poll(0):
+        if self._watched and (self._ready() or self._draining):
+            with self._lock:
                 self._drain_ready()
                 if now >= self.valid_until:
                     return [MISSING] * len(keys)
-            data = self._data
-            for key in keys:
-                entry = data.get(key)
-                if type(entry) is not tuple or (entry[1] is not None and entry[1] <= now):
-                    found.append(MISSING)
-                    continue
+        found: list[Any] = []
+        data = self._data
+        for key in keys:
+            entry = data.get(key)
+            if type(entry) is not tuple or (entry[1] is not None and entry[1] <= now):
+                found.append(MISSING)
+                continue
+            with contextlib.suppress(KeyError):
                 data.move_to_end(key)
-                found.append(entry[0])
+            found.append(entry[0])
         return found
+
+    def _ready(self) -> bool:
+        """Whether a tracking socket has bytes waiting (a ``poll(0)`` on this thread's own
+        poller: a ``select.poll`` object refuses concurrent calls from two threads)."""
+        local = self._local
+        poller = getattr(local, "poller", None)
+        if poller is None or local.generation != self._generation:
+            if not hasattr(select, "poll"):
+                return True  # no poll(): drain under the lock (non-blocking reads)
+            poller = local.poller = select.poll()
+            local.generation = self._generation
+            for fd in list(self._watched):
+                poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def reserve(self, key: str) -> _Pending | None:
         """Start a fetch of ``key`` to keep here: a placeholder, or None (not kept)."""
@@ -192,8 +218,7 @@ class LocalTier:
             self._unwatch_locked()
             for node in nodes:
                 self._watched[node.fd] = node
-                if self._poller is not None:
-                    self._poller.register(node.fd, select.POLLIN)
+            self._generation += 1
             self._data.clear()
             self.flushes += 1
             self.tracking = True
@@ -208,20 +233,21 @@ class LocalTier:
             self.flushes += 1
 
     def _unwatch_locked(self) -> None:
-        for fd in list(self._watched):
-            if self._poller is not None:
-                with contextlib.suppress(KeyError, ValueError, OSError):
-                    self._poller.unregister(fd)
         self._watched.clear()
+        self._generation += 1
 
     def _drain_ready(self) -> None:
         """Read every node whose socket has data (lock held); a broken one loses tracking."""
         nodes = list(self._watched.values())
-        for node in nodes:
-            try:
-                node.drain(self)
-            except (_Lost, OSError) as exc:
-                node.broken = exc
+        self._draining += 1
+        try:
+            for node in nodes:
+                try:
+                    node.drain(self)
+                except (_Lost, OSError) as exc:
+                    node.broken = exc
+        finally:
+            self._draining -= 1
         self._confirmed(nodes)  # a PONG read here confirms like one read by the thread
 
     def _confirmed(self, nodes: list[_Node]) -> None:
@@ -281,7 +307,9 @@ class LocalTier:
         self.valid_until = 0.0
         self.tracking = False
         self._watched = {}
-        self._poller = select.poll() if hasattr(select, "poll") else None
+        self._local = threading.local()
+        self._generation += 1
+        self._draining = 0
         if self._tracker is not None:
             self._tracker.nodes = []
             self._tracker = None

@@ -224,10 +224,15 @@ class _Tracker:
     def _wait(self, timeout: float) -> None:
         """Sleep until a tracking socket has data or ``timeout``; apply what came."""
         select.select([self._wake_r, *(node.sock for node in self.nodes)], [], [], timeout)
-        with self.tier._lock:
-            for node in self.nodes:  # also TLS bytes already decrypted, which select misses
-                node.drain(self.tier)  # raises _Lost / OSError: handled by _run
-            self.tier._confirmed(self.nodes)
+        tier = self.tier
+        with tier._lock:
+            tier._draining += 1  # readers wait for what this takes off the sockets
+            try:
+                for node in self.nodes:  # also TLS bytes already decrypted, which select misses
+                    node.drain(tier)  # raises _Lost / OSError: handled by _run
+            finally:
+                tier._draining -= 1
+            tier._confirmed(self.nodes)
 
     def _lost(self, exc: BaseException) -> None:
         self.tier._lose()
