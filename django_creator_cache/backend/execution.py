@@ -323,7 +323,16 @@ class Executor:
         """Drive ``steps`` on the sync client (or ``client``) to its result, timed for the
         alias's metrics when it has them."""
         metrics = self.runtime.metrics
-        started = time.perf_counter() if metrics is not None else 0.0
+        if metrics is None:
+            return self.drive(steps, operation, client)
+        started = time.perf_counter()
+        try:
+            return self.drive(steps, operation, client)
+        finally:
+            metrics.observe(operation, time.perf_counter() - started)
+
+    def drive(self, steps: Steps[R], operation: str, client: Any = None) -> R:
+        """``run`` without the timing (for a caller that times the whole call itself)."""
         try:
             request = steps.send(None)
             while True:
@@ -333,9 +342,6 @@ class Executor:
             return done.value  # type: ignore[no-any-return]
         except Unavailable as exc:
             raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
-        finally:
-            if metrics is not None:
-                metrics.observe(operation, time.perf_counter() - started)
 
     async def arun(self, steps: Steps[R], operation: str, client: Any = None) -> R:
         """Drive ``steps`` on the running loop's async client (or ``client``) to its result."""

@@ -14,14 +14,15 @@ as three plain functions instead, still once for both runners:
 
 ``answer`` and ``unavailable`` may return ``More(steps)`` to go on with further
 requests (deleting a value that cannot be read). ``steps_of`` is the meaning of a
-``One`` as ordinary steps: the async runner and a metered alias run that; the sync
-method takes the short path, the same calls in the same order.
+``One`` as ordinary steps: the async runner runs that; the sync method takes the
+short path, the same calls in the same order, timed like ``Executor.run``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import Any
 
 from ..exceptions import CacheUnavailable
@@ -87,26 +88,32 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
     @functools.wraps(ask)
     def method(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> Any:
         executor = self.executor
-        if executor.runtime.metrics is not None:  # timed: the runner's loop does it
-            return executor.run(steps_of(op, self, args, kwargs), operation, client)
-        asked = ask(self, *args, **kwargs)
-        if type(asked) is not tuple:
-            return executor.run(asked, operation, client)
-        request, state = asked
-        reply = executor.send(request, operation, client)
-        if type(reply) is Thrown:
-            exc = reply.exc
-            try:
-                if unavailable is None or type(exc) is not Unavailable:
-                    raise exc
-                result = unavailable(self, exc, state)
-            except Unavailable as failed:
-                raise CacheUnavailable(executor.alias, operation, failed.cause) from failed.cause
-        else:
-            result = answer(self, reply, state)
-        if type(result) is More:
-            return executor.run(result.steps, operation, client)
-        return result
+        metrics = executor.runtime.metrics
+        started = perf_counter() if metrics is not None else 0.0
+        try:
+            asked = ask(self, *args, **kwargs)
+            if type(asked) is not tuple:
+                return executor.drive(asked, operation, client)
+            request, state = asked
+            reply = executor.send(request, operation, client)
+            if type(reply) is Thrown:
+                exc = reply.exc
+                try:
+                    if unavailable is None or type(exc) is not Unavailable:
+                        raise exc
+                    result = unavailable(self, exc, state)
+                except Unavailable as failed:
+                    raise CacheUnavailable(
+                        executor.alias, operation, failed.cause
+                    ) from failed.cause
+            else:
+                result = answer(self, reply, state)
+            if type(result) is More:
+                return executor.drive(result.steps, operation, client)
+            return result
+        finally:
+            if metrics is not None:
+                metrics.observe(operation, perf_counter() - started)
 
     @functools.wraps(ask)
     async def amethod(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> Any:
