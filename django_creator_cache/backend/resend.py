@@ -176,14 +176,7 @@ class _Marking:
 
 
 class _Guard(_Marking):
-    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``.
-
-    It is on every command's path, so it calls the guarded class's own methods
-    directly (``_sends``/``_reads``, set by ``guarded``) rather than through ``super()``.
-    """
-
-    _sends: Any
-    _reads: Any
+    """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
         # redis-py's send_command with ``send_packed_command`` below written in.
@@ -198,7 +191,7 @@ class _Guard(_Marking):
         if not self._sock:  # type: ignore[attr-defined]
             self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
         try:
-            self._sends(self, packed, kwargs.get("check_health", True))
+            super().send_packed_command(packed, kwargs.get("check_health", True))  # type: ignore[misc]
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
@@ -206,13 +199,13 @@ class _Guard(_Marking):
         if not self._sock:  # type: ignore[attr-defined]
             self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
         try:
-            self._sends(self, command, check_health)
+            super().send_packed_command(command, check_health)  # type: ignore[misc]
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self._reads(self, *args, **kwargs)
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RedisConnectionError as exc:
             self._reraise(exc, "reply lost, the command may have run")
 
@@ -240,13 +233,8 @@ class _AsyncGuard(_Marking):
 
 
 def _made(mixin: type[Any], connection_class: type[Any], name: str) -> type[Any]:
-    """``connection_class`` with ``mixin`` in front; the sync guard calls the class's
-    own send and read methods directly."""
-    attributes: dict[str, Any] = {}
-    if mixin is _Guard:
-        attributes["_sends"] = staticmethod(connection_class.send_packed_command)
-        attributes["_reads"] = staticmethod(connection_class.read_response)
-    return type(name, (mixin, connection_class), attributes)
+    """``connection_class`` with ``mixin`` in front."""
+    return type(name, (mixin, connection_class), {})
 
 
 GuardedConnection = _made(_Guard, Connection, "GuardedConnection")

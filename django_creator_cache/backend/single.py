@@ -5,8 +5,9 @@ generator such an operation pays for the generator itself (creating it, resuming
 twice, its ``StopIteration``): about 5% of a ``get`` round trip. ``One`` describes it
 as three plain functions instead, still once for both runners:
 
-* ``ask(cache, *args, **kwargs)`` returns ``(request, state)``, or ``Steps`` when this
-  call needs more than one request (the local tier, say): the runner drives them;
+* ``ask(cache, *args, **kwargs)`` returns ``(request, state)``; ``Known(result)`` when
+  the call needs no request (a local-tier hit); or ``Steps`` when it needs more than
+  one (a local-tier miss): the runner drives them;
 * ``answer(cache, reply, state)`` turns the reply into the result;
 * ``unavailable(cache, exc, state)`` is what the call returns when Redis did not
   answer (``exc`` is the ``Unavailable``); raising it (or having no such function)
@@ -38,6 +39,15 @@ class More:
         self.steps = steps
 
 
+class Known:
+    """Returned by ``ask`` when the call needs no request at all (a local-tier hit)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class One:
     """An operation of one request (see the module docstring)."""
 
@@ -63,6 +73,8 @@ class One:
 def steps_of(op: One, cache: Any, args: Any, kwargs: Any) -> Steps[Any]:
     asked = op.ask(cache, *args, **kwargs)
     if type(asked) is not tuple:
+        if type(asked) is Known:
+            return asked.value
         return (yield from asked)
     request, state = asked
     try:
@@ -93,6 +105,8 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
         try:
             asked = ask(self, *args, **kwargs)
             if type(asked) is not tuple:
+                if type(asked) is Known:
+                    return asked.value
                 return executor.drive(asked, operation, client)
             request, state = asked
             reply = executor.send(request, operation, client)

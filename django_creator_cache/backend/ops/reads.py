@@ -19,7 +19,7 @@ from ...exceptions import CorruptValue
 from ..execution import Call, Pipe, Script, Steps, Unavailable
 from ..local_tier import MISSING, LocalTier
 from ..scripts import FETCH_MANY, FETCH_ONE
-from ..single import More, One
+from ..single import Known, More, One
 from .common import Scan, drop_corrupt, measure, text, trace, tracing
 from .common import logger as log
 
@@ -36,9 +36,19 @@ def _ask(cache: Backend, key: Any, default: Any = None, version: int | None = No
     answer, the local fallback's copy or ``default``."""
     full = cache.make_key(key, version)
     local = cache.local_tier
+    started = perf_counter() if log.isEnabledFor(DEBUG) else 0.0
     if local is not None:
-        return _local_get(cache, local, full, default)
-    return ("GET", full), (full, default, perf_counter() if log.isEnabledFor(DEBUG) else 0.0)
+        raw = local.get(full)
+        if raw is MISSING:
+            return _local_miss(cache, local, full, default, started)
+        runtime = cache.runtime
+        runtime.counters.local_hits += 1
+        if runtime.metrics is not None:
+            runtime.metrics.local_hits += 1
+        if started:
+            trace("get", full, "local tier", started)
+        return Known(cache.codec.decode(raw))
+    return ("GET", full), (full, default, started)
 
 
 def _answer(cache: Backend, raw: bytes | None, state: tuple[str, Any, float]) -> Any:
@@ -89,20 +99,10 @@ def _fallback(cache: Backend, full: str, default: Any) -> Any:
     return value
 
 
-def _local_get(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
-    started = tracing()
-    value = yield from _tiered(cache, local, full, default)
-    trace("get", full, "local tier", started)
-    return value
-
-
-def _tiered(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[Any]:
-    raw = local.get(full)
-    if raw is not MISSING:
-        cache.runtime.counters.local_hits += 1
-        if cache.runtime.metrics is not None:
-            cache.runtime.metrics.local_hits += 1
-        return cache.codec.decode(raw)
+def _local_miss(
+    cache: Backend, local: LocalTier, full: str, default: Any, started: float
+) -> Steps[Any]:
+    """Not in the local tier: read the value and its remaining life, and keep it."""
     token = local.reserve(full)
     pttl = None
     try:
@@ -118,6 +118,7 @@ def _tiered(cache: Backend, local: LocalTier, full: str, default: Any) -> Steps[
     local.fill(full, token, None if corrupt else raw, pttl)
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
+    trace("get", full, "local tier miss", started)
     return found.get(full, default)
 
 
@@ -127,7 +128,7 @@ def _ask_many(cache: Backend, keys: Iterable[Any], version: int | None = None) -
     while Redis cannot answer, what the local fallback holds."""
     keys = list(keys)
     if not keys:
-        return _nothing()
+        return Known({})
     fulls = cache.make_keys(keys, version)
     local = cache.local_tier
     if local is not None:
@@ -157,11 +158,6 @@ def _dropped_many(
 def _unanswered_many(cache: Backend, exc: Unavailable, state: _Many) -> dict[Any, Any]:
     keys, fulls, _ = state
     return _fallback_many(cache, keys, fulls)
-
-
-def _nothing() -> Steps[dict[Any, Any]]:
-    return {}
-    yield  # a generator: no request at all
 
 
 get_many = One("get_many", _ask_many, _answer_many, _unanswered_many)
