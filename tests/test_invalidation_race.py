@@ -22,6 +22,7 @@ import pytest
 import redis
 from django.core.cache import caches
 
+from django_creator_cache.backend import indexes
 from django_creator_cache.exceptions import CacheUnavailable
 from tests.conftest import cluster_entry, flush, single_entry
 from tests.processes import CONTEXT, process
@@ -30,8 +31,9 @@ from tests.test_resend_safety import Cut, cut  # noqa: F401  (the cut-reply fixt
 WRITERS = 2
 RACE_SECONDS = 3.0
 BIG = 500_000
-FILL_BATCH = 5_000
+FILL_BATCH = 100_000
 MAX_PING_MS = 20.0
+BASELINE_SECONDS = 1.5
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -121,7 +123,7 @@ def test_a_cut_drain_reply_raises_and_a_retry_deletes_the_rest(cut: Cut) -> None
         cut.next_reply(lambda: cache.invalidate_prefix("cut"), b"EVALSHA")
     left = len(remaining(cache, "cut"))
     if cut.mode == "single":
-        assert left == 2000 - 500  # the batch that ran took its members with it
+        assert left == 2000 - indexes.DRAIN_BATCH  # the batch that ran took its members
     assert left < 2000
     # Every entry left is still indexed: the retry deletes them all.
     assert cache.invalidate_prefix("cut") == left
@@ -131,21 +133,29 @@ def test_a_cut_drain_reply_raises_and_a_retry_deletes_the_rest(cut: Cut) -> None
 # -- other clients keep being served -----------------------------------------------------------
 
 
-def _pinger(addresses: list[tuple[str, int]], ready: Any, stop: Any, out: Any) -> None:
+def _pinger(addresses: list[tuple[str, int]], go: Any, stop: Any, out: Any) -> None:
+    """PING every primary in turn: the worst wait while idle (the machine's own noise,
+    ``BASELINE_SECONDS``), then until ``stop`` once ``go`` is set."""
     clients = [redis.Redis(host=host, port=port, socket_timeout=5) for host, port in addresses]
+
+    def worst_until(done: Any) -> tuple[float, int]:
+        worst, pings = 0.0, 0
+        while not done():
+            for client in clients:
+                started = time.perf_counter()
+                client.ping()
+                worst = max(worst, (time.perf_counter() - started) * 1000)
+                pings += 1
+            time.sleep(0.001)
+        return worst, pings
+
     for client in clients:
         client.ping()
-    ready.set()
-    worst = 0.0
-    pings = 0
-    while not stop.is_set():
-        for client in clients:
-            started = time.perf_counter()
-            client.ping()
-            worst = max(worst, (time.perf_counter() - started) * 1000)
-            pings += 1
-        time.sleep(0.001)
-    out.put((worst, pings))
+    until = time.monotonic() + BASELINE_SECONDS
+    idle, _ = worst_until(lambda: time.monotonic() > until)
+    out.put(idle)
+    go.wait(60)
+    out.put(worst_until(stop.is_set))
 
 
 def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -> None:
@@ -158,15 +168,16 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
         addresses = [(node.host, node.port) for node in servers.primaries()]
     else:
         addresses = [(servers.host, servers.port)]
-    ready, stop, out = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
-    pinger = process(_pinger, addresses, ready, stop, out)
+    go, stop, out = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
+    pinger = process(_pinger, addresses, go, stop, out)
     pinger.start()
     try:
-        assert ready.wait(30)
-        time.sleep(0.2)
-        assert cache.invalidate_prefix("big") == BIG
-        stop.set()
         try:
+            idle = out.get(timeout=60)
+            go.set()
+            time.sleep(0.1)
+            assert cache.invalidate_prefix("big") == BIG
+            stop.set()
             worst, pings = out.get(timeout=30)
         except queue.Empty:
             raise AssertionError("the pinger did not report") from None
@@ -179,4 +190,7 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
     assert remaining(cache, "big") == []
     assert cache.get("big") == "the root itself stays"
     assert pings > 100
-    assert worst < MAX_PING_MS, f"a PING waited {worst:.1f} ms"
+    # On a loaded machine the scheduler alone can delay a PING: the bound is ~20 ms, or
+    # the worst wait of the same pinger while Redis was idle if that was already worse.
+    bound = max(MAX_PING_MS, 1.5 * idle)
+    assert worst < bound, f"a PING waited {worst:.1f} ms (idle worst {idle:.1f} ms)"

@@ -60,8 +60,8 @@ TAG = "t"
 # Internal key kinds: index shards of roots and tags, and their slot records.
 ROOT_SHARD, TAG_SHARD, ROOT_RECORD, TAG_RECORD = "ir", "it", "sr", "st"
 BOOKKEEPING = (ROOT_SHARD, TAG_SHARD, ROOT_RECORD, TAG_RECORD)
-# Members one drain script takes at most (about a millisecond of Redis time).
-DRAIN_BATCH = 500
+# Members one drain script takes at most (well under a millisecond of Redis time).
+DRAIN_BATCH = 250
 # Drain scripts per shard in one call at most; past it the call raises (retry it).
 MAX_DRAINS = 100_000
 # Drain scripts per pipeline: a server runs a pipeline's commands back to back, so at
@@ -140,6 +140,10 @@ def _slot(key: bytes) -> int:
         if end > start + 1:
             key = key[start + 1 : end]
     return binascii.crc_hqx(key, 0) % SLOTS
+
+
+def _bytes(key: Any) -> bytes:
+    return key if isinstance(key, bytes) else str(key).encode("utf-8", "surrogateescape")
 
 
 _tags: list[str] = []
@@ -318,13 +322,19 @@ class Scripts(Request):
         super().__init__()
         self.calls = calls
 
-    def _pipe(self, client: Any, todo: list[int]) -> Any:
+    def _pipe(self, client: Any, todo: list[int], routed: bool = False) -> Any:
         pipe = pipeline(client)
         for at in todo:
             call = self.calls[at]
             if isinstance(call[0], LuaScript):
                 script, keys, args = call
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+                if routed:  # redis-py's sync Cluster pipeline asks the server for a
+                    # script's keys (COMMAND GETKEYS, a round trip per call): name the node
+                    node = client.nodes_manager.get_node_from_slot(_slot(_bytes(keys[0])))
+                    pipe.execute_command(*command, target_nodes=node)
+                else:
+                    pipe.execute_command(*command)
             else:
                 pipe.execute_command(*call)
         return pipe
@@ -343,8 +353,9 @@ class Scripts(Request):
     def send(self, client: Any) -> Any:
         out: list[Any] = [None] * len(self.calls)
         todo = list(range(len(self.calls)))
+        routed = hasattr(client, "nodes_manager")
         for _ in range(2):
-            todo = self._missing(self._pipe(client, todo).execute(False), todo, out)
+            todo = self._missing(self._pipe(client, todo, routed).execute(False), todo, out)
             if not todo:
                 break
             for script in {self.calls[at][0] for at in todo}:
@@ -452,7 +463,7 @@ return out
 )
 
 # Take at most ARGV[3] members of KEYS[1] in the lex range ARGV[1]..ARGV[2], delete their
-# keys and the members, in one step. ARGV: min, max, limit, base, sep, "<root><sep>" (""
+# keys and the members (the first ones of the range: one contiguous run), in one step. ARGV: min, max, limit, base, sep, "<root><sep>" (""
 # for a tag), '1' to hand back the deleted keys. Reply: {members taken, keys deleted, keys...}.
 DRAIN = LuaScript(
     _FULL_OF
@@ -462,7 +473,7 @@ if #ms == 0 then return {0, 0} end
 local fulls = {}
 for i, m in ipairs(ms) do fulls[i] = full_of(m, ARGV[4], ARGV[5], ARGV[6]) end
 local deleted = redis.call('DEL', unpack(fulls))
-redis.call('ZREM', KEYS[1], unpack(ms))
+redis.call('ZREMRANGEBYLEX', KEYS[1], ARGV[1], '[' .. ms[#ms])
 local out = {#ms, deleted}
 if ARGV[7] == '1' then
   for _, f in ipairs(fulls) do out[#out + 1] = f end
@@ -508,7 +519,7 @@ def write(
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []
     for at, (_, full, _, _) in enumerate(items):
-        slot = _slot(full.encode("utf-8", "surrogateescape")) if n.sharded() else None
+        slot = _slot(_bytes(full)) if n.sharded() else None
         groups.setdefault(slot, []).append(at)
         if slot is not None:
             root = roots[at]
