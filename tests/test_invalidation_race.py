@@ -8,7 +8,8 @@ stalling Redis for other clients. On a single server and a Cluster, with real pr
 * The reply to a drain script is cut after Redis ran it: the call raises, and a retry
   deletes every entry left (the batch that ran took its members with it).
 * While a prefix of 500,000 entries is invalidated, another client's ``PING`` never
-  waits more than about 20 ms (the drain works in bounded steps).
+  waits more than about 20 ms (the drain works in bounded steps). The machine's own
+  scheduling noise is measured first by the same pinger while Redis is idle.
 """
 
 from __future__ import annotations
@@ -138,24 +139,22 @@ def _pinger(addresses: list[tuple[str, int]], go: Any, stop: Any, out: Any) -> N
     ``BASELINE_SECONDS``), then until ``stop`` once ``go`` is set."""
     clients = [redis.Redis(host=host, port=port, socket_timeout=5) for host, port in addresses]
 
-    def worst_until(done: Any) -> tuple[float, int]:
-        worst, pings = 0.0, 0
+    def waits_until(done: Any) -> list[float]:
+        waits = []
         while not done():
             for client in clients:
                 started = time.perf_counter()
                 client.ping()
-                worst = max(worst, (time.perf_counter() - started) * 1000)
-                pings += 1
+                waits.append((time.perf_counter() - started) * 1000)
             time.sleep(0.001)
-        return worst, pings
+        return sorted(waits)
 
     for client in clients:
         client.ping()
     until = time.monotonic() + BASELINE_SECONDS
-    idle, _ = worst_until(lambda: time.monotonic() > until)
-    out.put(idle)
+    out.put(waits_until(lambda: time.monotonic() > until))
     go.wait(60)
-    out.put(worst_until(stop.is_set))
+    out.put(waits_until(stop.is_set))
 
 
 def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -> None:
@@ -178,7 +177,7 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
             time.sleep(0.1)
             assert cache.invalidate_prefix("big") == BIG
             stop.set()
-            worst, pings = out.get(timeout=30)
+            waits = out.get(timeout=30)
         except queue.Empty:
             raise AssertionError("the pinger did not report") from None
     finally:
@@ -189,8 +188,11 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
             pinger.join(5)
     assert remaining(cache, "big") == []
     assert cache.get("big") == "the root itself stays"
-    assert pings > 100
-    # On a loaded machine the scheduler alone can delay a PING: the bound is ~20 ms, or
-    # the worst wait of the same pinger while Redis was idle if that was already worse.
-    bound = max(MAX_PING_MS, 1.5 * idle)
-    assert worst < bound, f"a PING waited {worst:.1f} ms (idle worst {idle:.1f} ms)"
+    assert len(waits) > 100
+    # ~20 ms; on a machine whose scheduler alone already delayed an idle PING by more
+    # than half that, twice that delay (the old single script blocked for ~750 ms).
+    bound = max(MAX_PING_MS, 2 * idle[-1])
+    assert waits[-1] < bound, (
+        f"a PING waited {waits[-1]:.1f} ms (p99 {waits[len(waits) * 99 // 100]:.1f} ms; "
+        f"while idle: worst {idle[-1]:.1f} ms)"
+    )
