@@ -124,7 +124,7 @@ def checked_prefix(prefix: Any, separator: str) -> tuple[str, str]:
 def lex_range(rest: str, separator: str) -> tuple[str, str]:
     """The members of a root's index under ``root<sep>rest`` (all of it for rest "")."""
     if not rest:
-        return "-", "+"
+        return "(", "+"  # every member but the shard's placeholder ""
     above = separator[:-1] + chr(ord(separator[-1]) + 1)
     return f"[{rest}{separator}", f"({rest}{above}"
 
@@ -213,7 +213,7 @@ class Names:
         the version after a NUL unless 1; the full key itself when the default key
         function did not build it (custom function, long key hashed)."""
         rest = key[skip:]
-        if "\0" not in key and full == f"{self.base}{version}{self.sep}{key}":
+        if rest and "\0" not in key and full == f"{self.base}{version}{self.sep}{key}":
             return rest if version == 1 else f"{rest}\0{version}"
         if "\0" in full:
             return f"{rest}\0#{full.encode('utf-8', 'surrogateescape').hex()}"
@@ -409,7 +409,9 @@ end
 # KEYS per entry: the entry, then its shards (root first). ARGV: px (0: none), '' / NX / XX,
 # sweep fraction (-1: none), base, sep, then per entry: value, root member, tag member,
 # "<root><sep>", number of root shards (0/1), number of tag shards.
-# Reply per entry: 1 stored, 0 not (NX / XX).
+# A new shard gets the placeholder member "" (never drained, so a drained shard stays
+# and a missing one means new, expired or flushed: its record may need writing again).
+# Reply per entry: 0 not stored (NX / XX), 1 stored, 2 stored in a new shard.
 WRITE = LuaScript(
     _FULL_OF
     + """
@@ -424,7 +426,7 @@ local function prune(shard, skip)
   for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
     + str(SWEEP_SIZE - 1)
     + """)) do
-    if redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
+    if m ~= '' and redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
       redis.call('ZREM', shard, m)
     end
   end
@@ -445,7 +447,12 @@ while a <= #ARGV do
       local m, skip = ARGV[a + 2], ''
       if j <= nroot then m, skip = ARGV[a + 1], ARGV[a + 3] end
       local t = redis.call('PTTL', shard)
-      redis.call('ZADD', shard, 0, m)
+      if t == -2 then
+        redis.call('ZADD', shard, 0, '', 0, m)
+        flag = 2
+      else
+        redis.call('ZADD', shard, 0, m)
+      end
       if px > 0 then
         if t == -2 or (t >= 0 and t < px) then redis.call('PEXPIRE', shard, px) end
       elseif t >= 0 then
@@ -463,8 +470,9 @@ return out
 )
 
 # Take at most ARGV[3] members of KEYS[1] in the lex range ARGV[1]..ARGV[2], delete their
-# keys and the members (the first ones of the range: one contiguous run), in one step. ARGV: min, max, limit, base, sep, "<root><sep>" (""
-# for a tag), '1' to hand back the deleted keys. Reply: {members taken, keys deleted, keys...}.
+# keys and the members (the first ones of the range: one contiguous run), in one step.
+# ARGV: min, max, limit, base, sep, "<root><sep>" ("" for a tag), '1' to hand back the
+# deleted keys. Reply: {members taken, keys deleted, keys...}.
 DRAIN = LuaScript(
     _FULL_OF
     + """
@@ -526,6 +534,7 @@ def write(
             if root:
                 wanted.append((n.record(ROOT_RECORD, root), slot))
             wanted += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+    needed: list[tuple[str, int]] = []
     if wanted:
         needed = needed_records(cache, wanted, px)
         if needed:
@@ -567,8 +576,27 @@ def write(
         replies = yield Scripts(calls)
     stored = [False] * len(items)
     flags = [flag for reply in replies for flag in reply]
+    new: list[int] = []
     for at, flag in zip(order, flags, strict=True):
         stored[at] = bool(flag)
+        if flag == 2:
+            new.append(at)
+    if new and n.sharded():
+        # A shard this process believed recorded was missing (flushed, say): its record
+        # may be gone too, so it is written again before the write returns.
+        done = set(needed)
+        heal = []
+        for at in new:
+            slot = _slot(_bytes(items[at][1]))
+            root = roots[at]
+            pairs = [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+            if root:
+                pairs.append((n.record(ROOT_RECORD, root), slot))
+            heal += [pair for pair in pairs if pair not in done]
+        if heal:
+            calls = record_calls(dict.fromkeys(heal), px)
+            yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+            remember_records(cache, heal, px)
     return stored
 
 
