@@ -71,7 +71,7 @@ FULL_PIPE = 8
 # Entries per write script (set_many on one slot): bounds one script's run time.
 ENTRIES_PER_SCRIPT = 100
 # One write in SWEEP_EVERY prunes SWEEP_SIZE members of each index it joins.
-SWEEP_EVERY = 4
+SWEEP_EVERY = 8
 SWEEP_SIZE = 16
 # Seconds a process trusts that a (record, slot) it wrote is still there.
 MEMO_SECONDS = 60.0
@@ -170,7 +170,7 @@ def slot_tag(slot: int) -> str:
 class Names:
     """How one alias names its index shards, records and members (pure, cached per alias)."""
 
-    __slots__ = ("base", "cluster", "custom", "head", "key_prefix", "sep", "single_slot")
+    __slots__ = ("_shards", "base", "cluster", "custom", "head", "key_prefix", "sep", "single_slot")
 
     def __init__(self, cache: Backend) -> None:
         self.sep = sep = cache.key_separator
@@ -180,6 +180,7 @@ class Names:
         self.custom = bool(getattr(cache, "_custom_key_func", False))
         self.cluster = cache.cluster
         self.single_slot = not self.cluster
+        self._shards: dict[tuple[str, str, int | None], str] = {}
         if self.cluster and ("{" in self.head or "}" in self.head):
             start = self.head.find("{")
             end = self.head.find("}", start + 1)
@@ -195,9 +196,16 @@ class Names:
 
     def shard(self, kind: str, name: str, slot: int | None) -> str:
         """The index shard of root or tag ``name`` on ``slot`` (None: the only one)."""
-        if slot is None:
-            return f"{self.head}{kind}{self.sep}{name}"
-        return f"{self.head}{kind}{self.sep}{{{slot_tag(slot)}}}{self.sep}{name}"
+        memo = (kind, name, slot)
+        made = self._shards.get(memo)
+        if made is None:
+            if slot is None:
+                made = f"{self.head}{kind}{self.sep}{name}"
+            else:
+                made = f"{self.head}{kind}{self.sep}{{{slot_tag(slot)}}}{self.sep}{name}"
+            if len(self._shards) < 100_000:
+                self._shards[memo] = made
+        return made
 
     def record(self, kind: str, name: str) -> str:
         return f"{self.head}{kind}{self.sep}{name}"
@@ -263,6 +271,40 @@ def forget_records(cache: Backend) -> None:
     location = cache.options.safe_location
     for memo in [m for m in _recorded if m[0] == location]:
         _recorded.pop(memo, None)
+    for life in [m for m in _lives if m[0] == location]:
+        _lives.pop(life, None)
+
+
+# (alias location, shard) -> (trusted until, monotonic; the shard lives at least until, ms)
+_lives: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def shard_px(px: int | None) -> int:
+    """How long a shard is made to live for an entry living ``px`` ms (0: no expiry): a
+    quarter more, so that a process pushes a busy shard's expiry out now and then only."""
+    return 0 if px is None else px + px // 4
+
+
+def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:
+    """'1' unless this process made every one of ``shards`` live past an entry of ``px``
+    ms lately (``MEMO_SECONDS``): then the write script leaves their expiry alone."""
+    location = cache.options.safe_location
+    now, needed = time.monotonic(), float("inf") if px is None else now_ms() + px
+    for shard in shards:
+        memo = _lives.get((location, shard))
+        if memo is None or memo[0] < now or memo[1] < needed:
+            return "1"
+    return "0"
+
+
+def extended(cache: Backend, shards: Iterable[str], px: int | None) -> None:
+    location = cache.options.safe_location
+    if len(_lives) > 100_000:
+        _lives.clear()
+    until = float("inf") if px is None else now_ms() + shard_px(px)
+    trusted = time.monotonic() + MEMO_SECONDS
+    for shard in shards:
+        _lives[(location, shard)] = (trusted, until)
 
 
 def now_ms() -> int:
@@ -407,63 +449,70 @@ end
 
 # Entries of one slot: SET each and add it to its root's and tags' shards, atomically.
 # KEYS per entry: the entry, then its shards (root first). ARGV: px (0: none), '' / NX / XX,
-# sweep fraction (-1: none), base, sep, then per entry: value, root member, tag member,
-# "<root><sep>", number of root shards (0/1), number of tag shards.
+# sweep fraction (-1: none), base, sep, the shards' life (0: none), then per entry: value,
+# root member, tag member, "<root><sep>", number of root shards (0/1), number of tag
+# shards, '1' to push its shards' expiry out (this process has not lately).
 # A new shard gets the placeholder member "" (never drained, so a drained shard stays
 # and a missing one means new, expired or flushed: its record may need writing again).
 # Reply per entry: 0 not stored (NX / XX), 1 stored, 2 stored in a new shard.
 WRITE = LuaScript(
-    _FULL_OF
-    + """
+    """
 local px = tonumber(ARGV[1])
 local mode = ARGV[2]
 local sweep = tonumber(ARGV[3])
-local base, sep = ARGV[4], ARGV[5]
-local swept = {}
-local function prune(shard, skip)
-  local n = redis.call('ZCARD', shard)
-  local start = math.floor(sweep * n)
-  for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
+local spx = tonumber(ARGV[6])
+local prune = nil
+if sweep >= 0 then  -- only then are the helpers made (a write is the hot path)
+"""
+    + _FULL_OF
+    + """
+  local base, sep = ARGV[4], ARGV[5]
+  local swept = {}
+  prune = function(shard, skip)
+    if swept[shard] then return end
+    swept[shard] = true
+    local start = math.floor(sweep * redis.call('ZCARD', shard))
+    for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
     + str(SWEEP_SIZE - 1)
     + """)) do
-    if m ~= '' and redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
-      redis.call('ZREM', shard, m)
+      if m ~= '' and redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
+        redis.call('ZREM', shard, m)
+      end
     end
   end
 end
 local out = {}
-local k, a = 1, 6
+local k, a = 1, 7
 while a <= #ARGV do
-  local entry = KEYS[k]
+  local entry, value = KEYS[k], ARGV[a]
   local nroot, ntags = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local set = {'SET', entry, ARGV[a]}
-  if px > 0 then set[4] = 'PX'; set[5] = px end
-  if mode ~= '' then set[#set + 1] = mode end
+  local ok
+  if px > 0 then
+    if mode == '' then ok = redis.call('SET', entry, value, 'PX', px)
+    else ok = redis.call('SET', entry, value, 'PX', px, mode) end
+  elseif mode == '' then ok = redis.call('SET', entry, value)
+  else ok = redis.call('SET', entry, value, mode) end
   local flag = 0
-  if redis.call(unpack(set)) then
+  if ok then
     flag = 1
+    local push = ARGV[a + 6] == '1'
     for j = 1, nroot + ntags do
       local shard = KEYS[k + j]
       local m, skip = ARGV[a + 2], ''
       if j <= nroot then m, skip = ARGV[a + 1], ARGV[a + 3] end
-      local t = redis.call('PTTL', shard)
-      if t == -2 then
-        redis.call('ZADD', shard, 0, '', 0, m)
+      if redis.call('ZADD', shard, 0, '', 0, m) == 2 then  -- a new shard
         flag = 2
-      else
-        redis.call('ZADD', shard, 0, m)
+        if spx > 0 then redis.call('PEXPIRE', shard, spx) end
+      elseif push then
+        if spx > 0 then redis.call('PEXPIRE', shard, spx, 'GT')
+        else redis.call('PERSIST', shard) end
       end
-      if px > 0 then
-        if t == -2 or (t >= 0 and t < px) then redis.call('PEXPIRE', shard, px) end
-      elseif t >= 0 then
-        redis.call('PERSIST', shard)
-      end
-      if sweep >= 0 and not swept[shard] then swept[shard] = true; prune(shard, skip) end
+      if prune then prune(shard, skip) end
     end
   end
   out[#out + 1] = flag
   k = k + 1 + nroot + ntags
-  a = a + 6
+  a = a + 7
 end
 return out
 """
@@ -523,6 +572,33 @@ def write(
     n = names(cache)
     track = cache.options.track_writes
     sep = n.sep
+    if len(items) == 1 and n.single_slot:  # one entry, one server: the hot path
+        key, full, value, version = items[0]
+        root = n.root_of(key) if track else None
+        keys: list[str] = [full]
+        if root:
+            keys.append(n.shard(ROOT_SHARD, root, None))
+        keys += [n.shard(TAG_SHARD, tag, None) for tag in tags]
+        push = extend(cache, keys[1:], px)
+        args: list[Any] = [
+            px or 0,
+            mode,
+            sweep_rank(),
+            n.base,
+            sep,
+            shard_px(px),
+            value,
+            n.member(key, full, version, len(root) + len(sep)) if root else "",
+            n.member(key, full, version, 0) if tags else "",
+            f"{root}{sep}" if root else "",
+            1 if root else 0,
+            len(tags),
+            push,
+        ]
+        flag = (yield Script(WRITE, keys, args))[0]
+        if flag == 2 or (flag and push == "1"):
+            extended(cache, keys[1:], px)
+        return [bool(flag)]
     roots = [n.root_of(key) if track else None for key, _, _, _ in items]
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []
@@ -544,22 +620,29 @@ def write(
     sweep = sweep_rank()
     calls = []
     order: list[int] = []
+    shards_of: dict[int, list[str]] = {}
+    pushes: dict[tuple[str, ...], str] = {}
     for slot, ats in groups.items():
         tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         for start in range(0, len(ats), ENTRIES_PER_SCRIPT):
             chunk = ats[start : start + ENTRIES_PER_SCRIPT]
-            keys: list[str] = []
-            args: list[Any] = [px or 0, mode, sweep, n.base, sep]
+            keys = []
+            args = [px or 0, mode, sweep, n.base, sep, shard_px(px)]
             for at in chunk:
                 key, full, value, version = items[at]
                 root = roots[at]
                 keys.append(full)
+                mine = list(tag_shards)
                 if root:
-                    keys.append(n.shard(ROOT_SHARD, root, slot))
+                    mine.insert(0, n.shard(ROOT_SHARD, root, slot))
                     member = n.member(key, full, version, len(root) + len(sep))
                 else:
                     member = ""
-                keys += tag_shards
+                keys += mine
+                shards_of[at] = mine
+                push = pushes.get(tuple(mine), "")
+                if not push:
+                    push = pushes[tuple(mine)] = extend(cache, mine, px)
                 args += [
                     value,
                     member,
@@ -567,6 +650,7 @@ def write(
                     f"{root}{sep}" if root else "",
                     1 if root else 0,
                     len(tags),
+                    push,
                 ]
             calls.append((WRITE, keys, args))
             order += chunk
@@ -577,10 +661,15 @@ def write(
     stored = [False] * len(items)
     flags = [flag for reply in replies for flag in reply]
     new: list[int] = []
+    lived: dict[str, None] = {}
     for at, flag in zip(order, flags, strict=True):
         stored[at] = bool(flag)
         if flag == 2:
             new.append(at)
+        if flag == 2 or (flag and pushes[tuple(shards_of[at])] == "1"):
+            lived.update(dict.fromkeys(shards_of[at]))
+    if lived:
+        extended(cache, lived, px)
     if new and n.sharded():
         # A shard this process believed recorded was missing (flushed, say): its record
         # may be gone too, so it is written again before the write returns.
