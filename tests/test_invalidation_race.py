@@ -116,8 +116,8 @@ def test_no_write_escapes_a_concurrent_invalidation(servers: Any) -> None:
 
 def test_a_cut_drain_reply_raises_and_a_retry_deletes_the_rest(cut: Cut) -> None:  # noqa: F811
     cache = cut.cache
-    cache.set("warm:1", 1)
-    cache.invalidate_prefix("warm")  # scripts loaded, connections open
+    cache.set_many({f"warm:{i}": i for i in range(100)})  # on every node of a Cluster:
+    assert cache.invalidate_prefix("warm") == 100  # scripts loaded, connections open
     entries = {f"cut:{i}": i for i in range(2000)}
     assert cache.set_many(entries, 300) == []
     with pytest.raises(CacheUnavailable):
