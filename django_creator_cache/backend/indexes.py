@@ -13,7 +13,7 @@ and a tracked entry costs about a short sorted-set member of memory.
 
 On Redis Cluster an index is split into *shards*, one per slot in use: the shard of
 an entry carries a hash tag that maps to the entry's own slot, so the write script
-touches one slot. Each root (and tag) has a *record*, a set of the slots whose
+touches one slot. Each root (and tag) has a *record*, a bitmap of the slots whose
 shards may hold members; a process adds the slot to the record *before* its first
 write there (remembered for ``MEMO_SECONDS``), so an invalidation that reads the
 record either finds the shard or runs before the entry exists. Slots are never
@@ -261,6 +261,18 @@ def owned_pattern(cache: Backend) -> re.Pattern[str] | None:
 
 
 # -- records: which slots a root or tag uses (Cluster) ----------------------------------------
+
+
+def slots_of(bitmap: bytes) -> list[int]:
+    """The slots whose bits a record has set (``SETBIT`` order: high bit first)."""
+    return [
+        at * 8 + bit
+        for at, byte in enumerate(bitmap)
+        if byte
+        for bit in range(8)
+        if byte & (0x80 >> bit)
+    ]
+
 
 # (alias location, record key, slot) -> (trusted until, monotonic; entries covered until, ms)
 _recorded: dict[tuple[str, str, int], tuple[float, float]] = {}
@@ -539,13 +551,12 @@ return out
 """
 )
 
-# Add slots ARGV[2..] to the record KEYS[1] and make it live at least ARGV[1] ms (0: always).
+# Set the bits of slots ARGV[2..] in the record KEYS[1] (a 2 KB bitmap at most) and make it
+# live at least ARGV[1] ms (0: always).
 RECORD = LuaScript(
     """
 local t = redis.call('PTTL', KEYS[1])
-for i = 2, #ARGV, 1000 do
-  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
+for i = 2, #ARGV do redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
 local px = tonumber(ARGV[1])
 if px == 0 then
   if t >= 0 then redis.call('PERSIST', KEYS[1]) end
@@ -701,8 +712,8 @@ def shards(cache: Backend, targets: Sequence[tuple[str, str, str, str]]) -> Step
     slots: list[list[int | None]] = [[None]] * len(targets)
     if n.sharded():
         records = [n.record(record, name) for _, record, name, _ in targets]
-        replies = yield Pipe([("SMEMBERS", record) for record in records])
-        slots = [[*sorted(int(s) for s in reply)] for reply in replies]
+        replies = yield Pipe([("GET", record) for record in records])
+        slots = [[*slots_of(reply or b"")] for reply in replies]
     for (kind, _, name, rest), used in zip(targets, slots, strict=True):
         low, high = lex_range(rest, n.sep)
         skip = f"{name}{n.sep}" if kind == ROOT_SHARD else ""
