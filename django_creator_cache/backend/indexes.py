@@ -170,7 +170,17 @@ def slot_tag(slot: int) -> str:
 class Names:
     """How one alias names its index shards, records and members (pure, cached per alias)."""
 
-    __slots__ = ("_shards", "base", "cluster", "custom", "head", "key_prefix", "sep", "single_slot")
+    __slots__ = (
+        "_shards",
+        "base",
+        "cluster",
+        "custom",
+        "head",
+        "key_prefix",
+        "location",
+        "sep",
+        "single_slot",
+    )
 
     def __init__(self, cache: Backend) -> None:
         self.sep = sep = cache.key_separator
@@ -181,6 +191,7 @@ class Names:
         self.cluster = cache.cluster
         self.single_slot = not self.cluster
         self._shards: dict[tuple[str, str, int | None], str] = {}
+        self.location = cache.options.safe_location  # what per-process memories are kept by
         if self.cluster and ("{" in self.head or "}" in self.head):
             start = self.head.find("{")
             end = self.head.find("}", start + 1)
@@ -280,7 +291,7 @@ _recorded: dict[tuple[str, str, int], tuple[float, float]] = {}
 
 def forget_records(cache: Backend) -> None:
     """Drop this process's memory of the records of ``cache``'s location (``clear``)."""
-    location = cache.options.safe_location
+    location = names(cache).location
     for memo in [m for m in _recorded if m[0] == location]:
         _recorded.pop(memo, None)
     for life in [m for m in _lives if m[0] == location]:
@@ -300,7 +311,7 @@ def shard_px(px: int | None) -> int:
 def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:
     """'1' unless this process made every one of ``shards`` live past an entry of ``px``
     ms lately (``MEMO_SECONDS``): then the write script leaves their expiry alone."""
-    location = cache.options.safe_location
+    location = names(cache).location
     now, needed = time.monotonic(), float("inf") if px is None else now_ms() + px
     for shard in shards:
         memo = _lives.get((location, shard))
@@ -310,7 +321,7 @@ def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:
 
 
 def extended(cache: Backend, shards: Iterable[str], px: int | None) -> None:
-    location = cache.options.safe_location
+    location = names(cache).location
     if len(_lives) > 100_000:
         _lives.clear()
     until = float("inf") if px is None else now_ms() + shard_px(px)
@@ -327,7 +338,7 @@ def needed_records(
     cache: Backend, wanted: Iterable[tuple[str, int]], px: int | None
 ) -> list[tuple[str, int]]:
     """The (record, slot) pairs this process must write before entries living ``px`` ms."""
-    location = cache.options.safe_location
+    location = names(cache).location
     now, wall = time.monotonic(), now_ms()
     until = float("inf") if px is None else wall + px
     return [
@@ -338,7 +349,7 @@ def needed_records(
 
 
 def remember_records(cache: Backend, done: Iterable[tuple[str, int]], px: int | None) -> None:
-    location = cache.options.safe_location
+    location = names(cache).location
     covered = float("inf") if px is None else now_ms() + record_px(px)
     trusted = time.monotonic() + MEMO_SECONDS
     for record, slot in done:
