@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ...keys import glob_escape
 from .. import indexes
 from ..execution import Call, Pipe, Steps, Unavailable
+from . import indexing
 from .browse import Primaries, ScanNode
 from .common import SCAN_COUNT, Scan, delete_glob, delete_keys, text
 
@@ -140,9 +141,9 @@ def _invalidate(cache: Backend, targets: Sequence[tuple[str, str, str, str]]) ->
     fallback = cache.runtime.fallback
     if fallback is not None:
         fallback.clear()
-    shards = yield from indexes.shards(cache, targets)
+    shards = yield from indexing.shards(cache, targets)
     local = cache.local_tier is not None
-    deleted, gone = yield from indexes.drain(cache, shards, local)
+    deleted, gone = yield from indexing.drain(cache, shards, local)
     if gone:
         cache.forget_local(text(k) for k in gone)
     cache.runtime.counters.deletes += deleted
@@ -193,7 +194,7 @@ def index_size(cache: Backend, name: str, kind: str = indexes.TAG) -> Steps[int]
         target = (indexes.ROOT_SHARD, indexes.ROOT_RECORD, root, rest)
     else:
         target = (indexes.TAG_SHARD, indexes.TAG_RECORD, indexes.tag_names(name)[0], "")
-    shards = yield from indexes.shards(cache, [target])
+    shards = yield from indexing.shards(cache, [target])
     if not shards:
         return 0
     counts = yield Pipe([("ZLEXCOUNT", shard, low, high) for shard, low, high, _ in shards])

@@ -15,6 +15,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
+from . import indexing
 from .common import delete_keys, trace, tracing
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def set_(
         if tag_list or (cache.key_separator in text and cache.options.track_writes):
             mode = "NX" if nx else "XX" if xx else ""
             item = (text, full, encoded, cache.version if version is None else version)
-            stored = (yield from indexes.write(cache, [item], px, mode, tag_list))[0]
+            stored = (yield from indexing.write(cache, [item], px, mode, tag_list))[0]
         else:
             args: tuple[Any, ...] = ("SET", full, encoded)
             if px is not None:
@@ -116,7 +117,7 @@ def set_many(
         sep = cache.key_separator
         track = cache.options.track_writes
         number = cache.version if version is None else version
-        items: list[indexes.Item] = []
+        items: list[indexing.Item] = []
         plain: list[tuple[Any, ...]] = []
         tail = () if px is None else ("PX", px)
         for user_key, full in zip(data, fulls, strict=True):
@@ -127,8 +128,8 @@ def set_many(
                 plain.append(("SET", full, encoded[full], *tail))
         if items:
             if plain:
-                yield indexes.Scripts(plain)
-            yield from indexes.write(cache, items, px, "", tag_list)
+                yield indexing.Scripts(plain)
+            yield from indexing.write(cache, items, px, "", tag_list)
         else:
             yield Pipe(plain)
     except Unavailable as exc:
