@@ -7,30 +7,31 @@ the member ``user-1:list`` (the root is in the index's name; a version other tha
 whole). Every member scores 0, so the members under any deeper prefix are one lex
 range: ``invalidate_prefix("campaigns:user-1")`` is the range
 ``[user-1: .. (user-1;`` of that index. A tag has an index of the same shape
-holding the user keys. One member per entry, whatever its depth: the write costs
-one ``ZADD`` inside the same Lua script as its ``SET`` (one round trip, atomic),
-and a tracked entry costs about a short sorted-set member of memory.
+holding the user keys. One member per entry, whatever its depth: the write adds it
+in the same Lua script as its ``SET`` (one round trip, atomic).
 
 On Redis Cluster an index is split into *shards*, one per slot in use: the shard of
 an entry carries a hash tag that maps to the entry's own slot, so the write script
 touches one slot. Each root (and tag) has a *record*, a bitmap of the slots whose
-shards may hold members; a process adds the slot to the record *before* its first
-write there (remembered for ``MEMO_SECONDS``), so an invalidation that reads the
-record either finds the shard or runs before the entry exists. Slots are never
-removed from a record while it lives; a record lives as long as the entries it
-covers (``PEXPIRE`` pushed forward, or no expiry). A single server or Sentinel has
-one shard per root or tag and no record.
+shards may hold members; a process sets the slot's bit *before* its first write there
+(remembered for ``MEMO_SECONDS``), so an invalidation that reads the record either
+finds the shard or ran before the entry existed. Bits are never cleared while the
+record lives, and it lives as long as the entries it covers. A single server or
+Sentinel has one shard per root or tag and no record. A shard is created with a
+placeholder member "" that is never drained: a write that finds its shard missing
+(a flush behind the package's back) writes the record again before it returns.
 
 Invalidation drains each shard with a script that takes at most ``DRAIN_BATCH``
 members in range, deletes their keys and removes them from the shard in one atomic
-step, again and again until a batch comes back short: a reply lost in between
-leaves a consistent state that a retry finishes.
+step, again while batches come back full: a reply lost in between leaves a
+consistent state that a retry finishes, and no script runs long.
 
 Expired members are pruned by the writes: one write in ``SWEEP_EVERY`` checks
 ``SWEEP_SIZE`` members from a random rank of each index it joins and removes those
-whose key is gone. Under a stream of ever-new keys this keeps dead members below
-``1 / (SWEEP_SIZE / SWEEP_EVERY - 1)`` of the live ones (a third); an index also
-expires with its longest-lived member.
+whose key is gone, two checks per write on average, which keeps dead members at most
+as many as live ones under a stream of ever-new keys. A shard's expiry is pushed a
+quarter past its entries' (``shard_px``) by a process that has not done so lately, so
+an index expires with its longest-lived entry, or never while it holds one without.
 """
 
 from __future__ import annotations
