@@ -7,9 +7,10 @@ stalling Redis for other clients. On a single server and a Cluster, with real pr
   membership and its value, or indexed where the invalidation does not look, would stay).
 * The reply to a drain script is cut after Redis ran it: the call raises, and a retry
   deletes every entry left (the batch that ran took its members with it).
-* While a prefix of 500,000 entries is invalidated, another client's ``PING`` never
-  waits more than about 20 ms (the drain works in bounded steps). The machine's own
-  scheduling noise is measured first by the same pinger while Redis is idle.
+* While a prefix of 500,000 entries is invalidated, another client's ``PING`` waits
+  under about 20 ms (99th percentile; the worst is bounded more loosely, as a shared
+  2-core machine's scheduler alone can delay one), and Redis's own latency monitor never
+  sees its event loop held ``MAX_STALL_MS``: the drain works in bounded steps.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ RACE_SECONDS = 3.0
 BIG = 500_000
 FILL_BATCH = 100_000
 MAX_PING_MS = 20.0
-BASELINE_SECONDS = 1.5
+MAX_STALL_MS = 150.0
+BASELINE_SECONDS = 2.0
+DRAIN_LIKE = 250  # keys per baseline read: what one drain script takes
 
 
 @pytest.fixture(params=["single", "cluster"])
@@ -134,9 +137,9 @@ def test_a_cut_drain_reply_raises_and_a_retry_deletes_the_rest(cut: Cut) -> None
 # -- other clients keep being served -----------------------------------------------------------
 
 
-def _pinger(addresses: list[tuple[str, int]], go: Any, stop: Any, out: Any) -> None:
-    """PING every primary in turn: the worst wait while idle (the machine's own noise,
-    ``BASELINE_SECONDS``), then until ``stop`` once ``go`` is set."""
+def _pinger(addresses: list[tuple[str, int]], phase: Any, stop: Any, out: Any) -> None:
+    """PING every primary in turn and note each wait: until ``phase`` is set (the
+    baseline), then until ``stop`` (the invalidation)."""
     clients = [redis.Redis(host=host, port=port, socket_timeout=5) for host, port in addresses]
 
     def waits_until(done: Any) -> list[float]:
@@ -151,9 +154,8 @@ def _pinger(addresses: list[tuple[str, int]], go: Any, stop: Any, out: Any) -> N
 
     for client in clients:
         client.ping()
-    until = time.monotonic() + BASELINE_SECONDS
-    out.put(waits_until(lambda: time.monotonic() > until))
-    go.wait(60)
+    out.put("ready")
+    out.put(waits_until(phase.is_set))
     out.put(waits_until(stop.is_set))
 
 
@@ -167,20 +169,42 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
         addresses = [(node.host, node.port) for node in servers.primaries()]
     else:
         addresses = [(servers.host, servers.port)]
-    go, stop, out = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
-    pinger = process(_pinger, addresses, go, stop, out)
+    monitors = [redis.Redis(host=host, port=port) for host, port in addresses]
+    phase, stop, out = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
+    pinger = process(_pinger, addresses, phase, stop, out)
     pinger.start()
+    reads = [f"big:{i}" for i in range(0, BIG, BIG // DRAIN_LIKE)]
     try:
         try:
-            idle = out.get(timeout=60)
-            go.set()
-            time.sleep(0.1)
+            assert out.get(timeout=60) == "ready"
+            # The baseline: as busy a client, sending harmless reads of as many keys per
+            # call as a drain takes, for as long: the machine's own noise under this load.
+            until = time.monotonic() + BASELINE_SECONDS
+            while time.monotonic() < until:
+                cache.get_many(reads)
+            phase.set()
+            busy = out.get(timeout=30)
+            for monitor in monitors:  # Redis's own record of a blocked event loop
+                monitor.config_set("latency-monitor-threshold", int(MAX_STALL_MS))
+                monitor.config_set("slowlog-log-slower-than", int(MAX_PING_MS * 1000))
+                monitor.execute_command("LATENCY", "RESET")
+                monitor.slowlog_reset()
             assert cache.invalidate_prefix("big") == BIG
+            blocked = [monitor.execute_command("LATENCY", "LATEST") for monitor in monitors]
+            slow = [
+                [(e["duration"], e["command"][:80]) for e in monitor.slowlog_get(5)]
+                for monitor in monitors
+            ]
             stop.set()
             waits = out.get(timeout=30)
         except queue.Empty:
             raise AssertionError("the pinger did not report") from None
     finally:
+        for monitor in monitors:
+            monitor.config_set("latency-monitor-threshold", 0)
+            monitor.config_set("slowlog-log-slower-than", 10000)
+            monitor.close()
+        phase.set()
         stop.set()
         pinger.join(30)
         if pinger.is_alive():
@@ -189,10 +213,16 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
     assert remaining(cache, "big") == []
     assert cache.get("big") == "the root itself stays"
     assert len(waits) > 100
-    # ~20 ms; on a machine whose scheduler alone already delayed an idle PING by more
-    # than half that, twice that delay (the old single script blocked for ~750 ms).
-    bound = max(MAX_PING_MS, 2 * idle[-1])
-    assert waits[-1] < bound, (
-        f"a PING waited {waits[-1]:.1f} ms (p99 {waits[len(waits) * 99 // 100]:.1f} ms; "
-        f"while idle: worst {idle[-1]:.1f} ms)"
+    # What the other client saw. On a quiet machine every PING stays under ~20 ms (8.8 ms
+    # single, 13.5 ms Cluster when measured); on 2 cores shared with other test runs the
+    # scheduler alone delays some by tens of ms (Redis's slowlog then shows 30-key DELs
+    # "taking" 24 ms: preempted). So: the 99th percentile under ~20 ms, the worst under
+    # MAX_STALL_MS, and Redis's own latency monitor never saw its event loop held that
+    # long (the old single take-and-delete script held it ~750 ms).
+    seen = (
+        f"PING waits: worst {waits[-1]:.1f} ms, p99 {waits[len(waits) * 99 // 100]:.1f} ms; "
+        f"during as busy harmless reads: worst {busy[-1]:.1f} ms; slowlog {slow}"
     )
+    assert blocked == [[] for _ in monitors], (blocked, seen)
+    assert waits[len(waits) * 99 // 100] < MAX_PING_MS, seen
+    assert waits[-1] < max(MAX_STALL_MS, 2 * busy[-1]), seen
