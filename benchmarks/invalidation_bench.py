@@ -1,36 +1,39 @@
 #!/usr/bin/env python
-"""Prefix invalidation: ``invalidate_prefix`` (indexed) against ``delete_pattern`` (SCAN).
+"""Invalidation: what tracking costs the writes and the memory, and what it buys.
 
-Same redis-server, same run, same keyspace. For each size N (1k, 10k, 100k) the
-database holds N unrelated keys (half under ``other:``, half under
-``campaigns-archive:``, which a careless glob would catch), and each candidate in
-turn writes N entries under ``campaigns:`` with ``set_many`` in batches of 1,000,
-then deletes them:
+Three tables, same run, our backend against itself and against django-redis:
 
-* ``ours invalidate_prefix``: ``django_creator_cache.backend.RedisCache`` with
-  ``OPTIONS["INVALIDATION_PREFIXES"] = ["campaigns"]`` (writes join the prefix's
-  index), ``cache.invalidate_prefix("campaigns")``;
-* ``django-redis delete_pattern``: ``django_redis.cache.RedisCache``,
-  ``cache.delete_pattern("campaigns:*")`` with its default SCAN ``itersize`` (10,
-  ``DJANGO_REDIS_SCAN_ITERSIZE``), and again with ``itersize=1000``.
+1. **Writes**: ``set`` of one key and ``set_many`` of 500 keys under ``campaigns:``, with
+   tracking on (the default: every write joins its root's index in the same Lua
+   script) and off (``OPTIONS["TRACK_WRITES"] = False``: plain ``SET``s), on one
+   redis-server and on a 3-primary Redis Cluster; interleaved slices, the median over
+   rounds of the per-round ratio.
+2. **Memory**: ``INFO memory`` ``used_memory`` (summed over a Cluster's primaries) before
+   and after writing ``--entries`` (20,000) entries of 100 B and of 1 KB, tracked and
+   untracked, each on an emptied database: bytes per entry and their ratio.
+3. **Invalidation**: for each size N (1k, 10k, 100k) the database holds N unrelated keys
+   (half under ``other:``, half under ``campaigns-archive:``, which a careless glob
+   would catch), and each candidate in turn writes N entries under ``campaigns:`` with
+   ``set_many`` in batches of 1,000, then deletes them: ours ``invalidate_prefix``
+   against django-redis ``delete_pattern("campaigns:*")`` with its default SCAN
+   ``itersize`` (10) and with ``itersize=1000``. A last row keeps 1,000 entries in a
+   keyspace of ``--flat`` (100,000) unrelated keys: ours stays where it was at 1,000,
+   a SCAN does not. After every invalidation the script checks the count returned,
+   that none of the entries exists, that all unrelated keys do, and that the user keys
+   are back to the unrelated ones (our index bookkeeping, in its own namespace, is left
+   out of that count). Redis commands per invalidation are the ``INFO commandstats``
+   delta around it.
 
-Both backends build keys the same way (``bench:1:campaigns:<n>``), so they
-write and delete the very same key names. After every invalidation the script
-checks that the count returned is N, that none of the N entries exists, that
-all N unrelated keys do, and that the database is back to its size before the
-write (no index or other leftovers). Redis commands per invalidation are the
-``INFO commandstats`` delta around it (the INFO calls themselves removed).
-Reported per candidate and size: the median over ``--repeat`` repetitions of
-the time of one invalidation, re-populating before each; and, for scale, the
-median time the candidate took to write the N entries. Candidates alternate
-(order rotated every repetition). The script starts its own redis-server (free
-port on 127.0.0.1, temp dir, no persistence) and stops it; by default it and
-the server are pinned to one CPU (see ``harness.py``).
+Both backends build keys the same way (``bench:1:campaigns:<n>``). The script starts
+its own redis-server (free port on 127.0.0.1, temp dir, no persistence) pinned with
+itself to one CPU (see ``harness.py``), and a Cluster (``tests.redis_servers``,
+unpinned: its rows are ratios within the Cluster) unless ``--no-cluster``.
 
 Run from the repository root::
 
     python benchmarks/invalidation_bench.py [--sizes 1000,10000,100000] [--repeat 3]
-                                            [--no-pin] [--cpu N] [--json results.json]
+        [--flat 100000] [--entries 20000] [--rounds 5] [--no-cluster]
+        [--no-pin] [--cpu N] [--json results.json]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ PREFIX = "campaigns"
 KEY_PREFIX = "bench"
 TIMEOUT = 3600
 BATCH = 1000
+MANY = 500
 VALUE = {"id": 1, "name": "Campaign", "budget": "1999.99", "views": 123456}
 
 
@@ -78,15 +82,19 @@ CANDIDATES = (
 )
 
 
-def configure_django(url: str) -> None:
-    harness.configure_django(
-        {
-            "ours": harness.cache_entry(
-                "ours", url, KEY_PREFIX, {"INVALIDATION_PREFIXES": [PREFIX]}
-            ),
-            "django_redis": harness.cache_entry("django-redis", url, KEY_PREFIX),
-        }
-    )
+def configure_django(url: str, cluster: Any) -> None:
+    entries = {
+        "ours": harness.cache_entry("ours", url, KEY_PREFIX),
+        "untracked": harness.cache_entry("ours", url, KEY_PREFIX, {"TRACK_WRITES": False}),
+        "django_redis": harness.cache_entry("django-redis", url, KEY_PREFIX),
+    }
+    if cluster is not None:
+        on = {"MODE": "cluster"}
+        entries["cluster"] = harness.cache_entry("ours", cluster.location, KEY_PREFIX, on)
+        entries["cluster_untracked"] = harness.cache_entry(
+            "ours", cluster.location, KEY_PREFIX, {**on, "TRACK_WRITES": False}
+        )
+    harness.configure_django(entries)
 
 
 # -- data and checks --------------------------------------------------------------------------
@@ -101,11 +109,11 @@ def unrelated_keys(n: int) -> list[str]:
     return [f"other:{i}" for i in range(half)] + [f"{PREFIX}-archive:{i}" for i in range(n - half)]
 
 
-def write(cache: Any, keys: list[str]) -> float:
+def write(cache: Any, keys: list[str], value: Any = VALUE) -> float:
     """Seconds to write ``keys`` with ``set_many`` in batches of ``BATCH``."""
     start = time.perf_counter()
     for at in range(0, len(keys), BATCH):
-        failed = cache.set_many(dict.fromkeys(keys[at : at + BATCH], VALUE), TIMEOUT)
+        failed = cache.set_many(dict.fromkeys(keys[at : at + BATCH], value), TIMEOUT)
         if failed:
             raise SystemExit(f"set_many failed for {len(failed)} keys")
     return time.perf_counter() - start
@@ -118,7 +126,111 @@ def existing(raw: Any, full_keys: list[str]) -> int:
     )
 
 
-# -- the run ------------------------------------------------------------------------------------
+def user_keys(raw: Any) -> int:
+    """Keys in the database outside our bookkeeping namespace (``bench:dcc:``)."""
+    return int(raw.dbsize()) - sum(
+        1 for _ in raw.scan_iter(match=f"{KEY_PREFIX}:dcc:*", count=5000)
+    )
+
+
+# -- 1. writes ------------------------------------------------------------------------------------
+
+
+def write_rows(caches: Any, topologies: list[str], rounds: int) -> list[dict[str, Any]]:
+    """Calls per second of set and set_many(500), tracked and untracked, per topology."""
+    aliases = {"single": ("ours", "untracked"), "cluster": ("cluster", "cluster_untracked")}
+    counter = {"n": 0}
+
+    def one(cache: Any) -> tuple[int, float]:
+        start = time.perf_counter()
+        for _ in range(200):
+            counter["n"] = (counter["n"] + 1) % 5000
+            cache.set(f"{PREFIX}:one{counter['n']}", VALUE, TIMEOUT)
+        return 200, time.perf_counter() - start
+
+    batches = [{f"{PREFIX}:many{b}-{i}": VALUE for i in range(MANY)} for b in range(10)]
+
+    def many(cache: Any) -> tuple[int, float]:
+        start = time.perf_counter()
+        for batch in batches[:4]:
+            if cache.set_many(batch, TIMEOUT):
+                raise SystemExit("set_many failed")
+        return 4, time.perf_counter() - start
+
+    calls = {"set": one, "set_many": many}
+    rows = [(topology, call) for topology in topologies for call in calls]
+    for topology, _ in rows:  # warm up: connections, scripts, records of every slot
+        for alias in aliases[topology]:
+            for batch in batches:
+                caches[alias].set_many(batch, TIMEOUT)
+            one(caches[alias])
+    results = harness.interleaved(
+        rows,
+        lambda row: ["tracked", "untracked"],
+        lambda row, name: calls[row[1]](caches[aliases[row[0]][name == "untracked"]]),
+        rounds=rounds,
+        slices=4,
+        label="writes: ",
+    )
+    out = []
+    for (topology, call), cells in results.items():
+        out.append(
+            {
+                "topology": topology,
+                "call": call,
+                "tracked_per_s": statistics.median(cells["tracked"]),
+                "untracked_per_s": statistics.median(cells["untracked"]),
+                # time ratio: untracked calls/s over tracked calls/s, per round
+                "time_ratio": harness.median_ratio(cells["untracked"], cells["tracked"]),
+            }
+        )
+    return out
+
+
+# -- 2. memory ------------------------------------------------------------------------------------
+
+
+def used_memory(clients: list[Any]) -> int:
+    return sum(int(c.info("memory")["used_memory"]) for c in clients)
+
+
+def memory_rows(
+    caches: Any, topologies: list[str], clients: dict[str, list[Any]], entries: int
+) -> list[dict[str, Any]]:
+    aliases = {"single": ("ours", "untracked"), "cluster": ("cluster", "cluster_untracked")}
+    keys = entry_keys(entries)
+    out = []
+    for topology in topologies:
+        nodes = clients[topology]
+        for size in (100, 1024):
+            value = harness.payload(size - 15)  # pickles to about ``size`` bytes
+            per: dict[str, float] = {}
+            for alias, label in zip(aliases[topology], ("tracked", "untracked"), strict=True):
+                for node in nodes:
+                    node.flushall()
+                gc.collect()
+                time.sleep(0.2)
+                before = used_memory(nodes)
+                write(caches[alias], keys, value)
+                after = used_memory(nodes)
+                per[label] = (after - before) / entries
+            out.append(
+                {
+                    "topology": topology,
+                    "value_bytes": size,
+                    "tracked_bytes": per["tracked"],
+                    "untracked_bytes": per["untracked"],
+                    "ratio": per["tracked"] / per["untracked"],
+                }
+            )
+            harness.progress(f"memory {topology} {size} B done")
+    for topology in topologies:
+        for node in clients[topology]:
+            node.flushall()
+    return out
+
+
+# -- 3. invalidation ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -131,19 +243,21 @@ class Cell:
     commands: list[dict[str, int]]
 
 
-def measure(size: int, repeat: int, server: Any, raw: Any, caches: Any) -> dict[str, Cell]:
+def measure(
+    size: int, unrelated_n: int, repeat: int, server: Any, raw: Any, caches: Any
+) -> dict[str, Cell]:
     ours = caches["ours"]
     raw.flushdb()
-    unrelated = unrelated_keys(size)
-    write(ours, unrelated)  # untracked prefixes: plain SETs, no index
+    unrelated = unrelated_keys(unrelated_n)
+    write(caches["untracked"], unrelated)  # plain SETs: only the entries are indexed
     unrelated_full = [ours.make_key(k) for k in unrelated]
     entries = entry_keys(size)
     entries_full = [ours.make_key(k) for k in entries]
     if entries_full != [caches["django_redis"].make_key(k) for k in entries]:
         raise SystemExit("the two backends do not build the same key names")
-    baseline = int(raw.dbsize())
-    if baseline != size:
-        raise SystemExit(f"expected {size} unrelated keys, found {baseline}")
+    baseline = user_keys(raw)
+    if baseline != unrelated_n:
+        raise SystemExit(f"expected {unrelated_n} unrelated keys, found {baseline}")
 
     cells = {c.name: Cell([], [], [], []) for c in CANDIDATES}
     for round_no in range(repeat):
@@ -170,10 +284,10 @@ def measure(size: int, repeat: int, server: Any, raw: Any, caches: Any) -> dict[
                 raise SystemExit(f"{candidate.name}: returned {deleted}, expected {size}")
             if existing(raw, entries_full):
                 raise SystemExit(f"{candidate.name}: entries under the prefix survived")
-            if existing(raw, unrelated_full) != size:
+            if existing(raw, unrelated_full) != unrelated_n:
                 raise SystemExit(f"{candidate.name}: unrelated keys were deleted")
-            if int(raw.dbsize()) != baseline:
-                raise SystemExit(f"{candidate.name}: {int(raw.dbsize()) - baseline} keys left over")
+            if user_keys(raw) != baseline:
+                raise SystemExit(f"{candidate.name}: {user_keys(raw) - baseline} keys left over")
             cell.ms.append(seconds * 1000)
             cell.deleted.append(deleted)
             cell.commands.append(commands)
@@ -192,9 +306,11 @@ def fmt_commands(commands: list[dict[str, int]]) -> str:
     return f"{statistics.median(totals):,.0f} ({', '.join(parts)})"
 
 
-def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]]]:
+def invalidation_table(
+    results: dict[tuple[int, int], dict[str, Cell]],
+) -> tuple[str, list[dict[str, Any]]]:
     lines, rows = [], []
-    for size, cells in results.items():
+    for (size, unrelated), cells in results.items():
         ours_ms = statistics.median(cells[CANDIDATES[0].name].ms)
         for candidate in CANDIDATES:
             cell = cells[candidate.name]
@@ -202,6 +318,7 @@ def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]
             lines.append(
                 [
                     f"{size:,}",
+                    f"{unrelated:,}",
                     candidate.name,
                     f"{ms:,.1f}",
                     harness.fmt_ratio(ms / ours_ms, 1),
@@ -213,6 +330,7 @@ def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]
             rows.append(
                 {
                     "size": size,
+                    "unrelated": unrelated,
                     "candidate": candidate.name,
                     "ms": cell.ms,
                     "write_s": cell.write_s,
@@ -221,7 +339,8 @@ def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]
                 }
             )
     header = [
-        "entries under the prefix (+ as many unrelated keys)",
+        "entries under the prefix",
+        "unrelated keys",
         "candidate",
         "ms per invalidation",
         "vs ours",
@@ -229,14 +348,50 @@ def table(results: dict[int, dict[str, Cell]]) -> tuple[str, list[dict[str, Any]
         "Redis commands per invalidation",
         "writing the entries",
     ]
-    return harness.markdown_table(header, lines, "rlrrrlr"), rows
+    return harness.markdown_table(header, lines, "rrlrrrlr"), rows
+
+
+def write_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        [
+            row["topology"],
+            "`set`" if row["call"] == "set" else f"`set_many` ({MANY} entries)",
+            harness.fmt_ops(row["tracked_per_s"]),
+            harness.fmt_ops(row["untracked_per_s"]),
+            harness.fmt_ratio(row["time_ratio"]),
+        ]
+        for row in rows
+    ]
+    header = ["topology", "call", "tracked calls/s", "untracked calls/s", "time tracked/untracked"]
+    return harness.markdown_table(header, lines, "llrrr")
+
+
+def memory_table(rows: list[dict[str, Any]], entries: int) -> str:
+    lines = [
+        [
+            row["topology"],
+            f"{row['value_bytes']:,} B",
+            f"{row['untracked_bytes']:,.0f}",
+            f"{row['tracked_bytes']:,.0f}",
+            harness.fmt_ratio(row["ratio"]),
+        ]
+        for row in rows
+    ]
+    header = [
+        f"topology ({entries:,} entries)",
+        "value",
+        "bytes per entry, untracked",
+        "bytes per entry, tracked",
+        "tracked / untracked",
+    ]
+    return harness.markdown_table(header, lines, "llrrr")
 
 
 # -- main -----------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> Any:
-    parser = harness.arguments(__doc__)
+    parser = harness.arguments(__doc__, rounds=5)
     parser.add_argument(
         "--sizes",
         default="1000,10000,100000",
@@ -245,7 +400,17 @@ def parse_args(argv: list[str] | None = None) -> Any:
     parser.add_argument(
         "--repeat", type=int, default=3, help="repetitions per size and candidate (default 3)"
     )
-    args = harness.parse(parser, argv, ("repeat",))
+    parser.add_argument(
+        "--flat",
+        type=int,
+        default=100_000,
+        help="unrelated keys around 1,000 entries in the last row (default 100000; 0: none)",
+    )
+    parser.add_argument(
+        "--entries", type=int, default=20_000, help="entries per memory cell (default 20000)"
+    )
+    parser.add_argument("--no-cluster", action="store_true", help="single server only")
+    args = harness.parse(parser, argv, ("repeat", "entries"))
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not args.sizes or min(args.sizes) < 2:
         raise SystemExit("--sizes must be numbers >= 2")
@@ -253,39 +418,67 @@ def parse_args(argv: list[str] | None = None) -> Any:
 
 
 def bench(args: Any, server: Any, cpu: int | None) -> int:
-    configure_django(server.url)
+    cluster = None
+    if not args.no_cluster:
+        from tests.redis_servers import RedisCluster
+
+        cluster = RedisCluster()
+        cluster.start()
+    try:
+        return run(args, server, cpu, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def run(args: Any, server: Any, cpu: int | None, cluster: Any) -> int:
+    configure_django(server.url, cluster)
     from django.core.cache import caches
 
     raw = server.client()
-    if not caches["ours"].tracks_prefix(PREFIX):
-        raise SystemExit(f"our backend does not track {PREFIX!r}: check INVALIDATION_PREFIXES")
-    # Warm-up: connections, and our Lua script loaded (its first EVALSHA would fail once).
+    topologies = ["single"] if cluster is None else ["single", "cluster"]
+    clients = {"single": [raw]}
+    if cluster is not None:
+        clients["cluster"] = [node.client() for node in cluster.primaries()]
+    # Warm-up: connections, and our Lua scripts loaded (a first EVALSHA fails once).
     for candidate in CANDIDATES:
         cache = caches[candidate.alias]
         write(cache, entry_keys(10))
         if candidate.invalidate(cache) != 10:
             raise SystemExit(f"{candidate.name}: the warm-up did not delete its 10 entries")
-    print(f"# invalidation benchmark: sizes {args.sizes}, {args.repeat} repetitions", flush=True)
+    print(
+        f"# invalidation benchmark: sizes {args.sizes} (+ 1,000 in {args.flat:,}), "
+        f"{args.repeat} repetitions; writes {args.rounds} rounds; memory {args.entries:,} "
+        f"entries; {', '.join(topologies)}",
+        flush=True,
+    )
     started = time.perf_counter()
+    writes = write_rows(caches, topologies, args.rounds)
+    memory = memory_rows(caches, topologies, clients, args.entries)
     results = {}
-    for size in args.sizes:
-        results[size] = measure(size, args.repeat, server, raw, caches)
-        harness.progress(f"{size:,} done")
+    shapes = [(size, size) for size in args.sizes] + ([(1000, args.flat)] if args.flat else [])
+    for size, unrelated in shapes:
+        results[(size, unrelated)] = measure(size, unrelated, args.repeat, server, raw, caches)
+        harness.progress(f"{size:,} in {unrelated:,} done")
     duration = time.perf_counter() - started
-    harness.require_no_errors(caches["ours"])
+    harness.require_no_errors(*(caches[a] for a in ("ours", "untracked")))
 
-    text, rows = table(results)
+    text, rows = invalidation_table(results)
     meta = harness.versions(("Django", "redis-py", "django-redis"), harness.server_version(server))
     return harness.finish(
         args,
         meta,
-        {"rows": rows},
-        tables=[text],
-        pinned=cpu,
-        method=f"per size, N unrelated keys stay in the database; each repetition, every "
-        f"candidate writes N entries (set_many, batches of {BATCH}, TTL {TIMEOUT} s) and "
-        f"deletes them; median of {args.repeat} repetitions; every deletion checked (count, "
-        "entries gone, unrelated keys kept, database size back to before).",
+        {"writes": writes, "memory": memory, "rows": rows},
+        tables=[write_table(writes), memory_table(memory, args.entries), text],
+        pinned=cpu if cluster is None else f"{harness.pinned_text(cpu)}; the Cluster is not",
+        method=f"writes: {args.rounds} rounds of 4 interleaved slices (200 sets, or 4 "
+        f"set_many of {MANY}), median of the per-round time ratios; memory: used_memory "
+        f"delta over {args.entries:,} entries on an emptied database (Cluster: summed over "
+        f"its primaries); invalidation: per size, N unrelated keys stay in the database; "
+        f"each repetition, every candidate writes N entries (set_many, batches of {BATCH}, "
+        f"TTL {TIMEOUT} s) and deletes them; median of {args.repeat} repetitions; every "
+        "deletion checked (count, entries gone, unrelated keys kept, user keys back to "
+        "before).",
         ran=duration,
     )
 

@@ -90,8 +90,8 @@ class KeyManager:
         return self._cache.make_key(self.custom(*parts), version=version)
 
     def user_all(self, user_id: Any) -> str:
-        """A glob matching every per-user key of ``user_id``."""
-        return self.pattern("user", user_id)
+        """A glob matching every per-user key of ``user_id`` (``user(user_id, ...)``)."""
+        return self.pattern(self.tag("user", user_id))
 
     def tag(self, *parts: Any) -> str:
         """``{part:part}``: a Redis Cluster hash tag. Keys that contain it first share

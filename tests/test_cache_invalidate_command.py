@@ -123,13 +123,12 @@ def test_dry_run_counts_and_deletes_nothing(cache: Any) -> None:
     assert run("--prefix", "campaigns")[0].endswith("Invalidated 6 entries.\n")
 
 
-def test_a_prefix_no_process_declared_is_invalidated_with_a_warning(cache: Any) -> None:
+def test_a_prefix_no_process_declared_is_invalidated(cache: Any) -> None:
     cache.set("undeclared:1", "x", 300)
     output, error = run("--prefix", "undeclared")
     assert error is None, error
-    assert "prefix 'undeclared': not declared in this process" in output
-    assert "prefix 'undeclared': 0 entries" in output  # its writers never indexed it
-    assert cache.get("undeclared:1") == "x"
+    assert "prefix 'undeclared': 1 entry" in output  # every write is indexed
+    assert cache.get("undeclared:1") is None
 
 
 def test_other_alias(cache: Any, settings: Any) -> None:
@@ -169,8 +168,10 @@ def single(redis_server: RedisServer, settings: Any) -> Iterator[Any]:
         (("--model", "testapp.Nope"), "unknown model 'testapp.Nope'"),
         (("--model", "auth.User"), "auth.User has no invalidate_on() rule (models with"),
         (("--model", "testapp.Promoter"), "its prefixes are computed from instances"),
-        (("--prefix", ":"), "--prefix ':' is empty"),
-        (("--prefix", "a:b:c:d:e"), "deeper than PREFIX_DEPTH=4"),
+        (("--prefix", ""), "--prefix '' is empty"),
+        (("--prefix", ":"), "has an empty part"),
+        (("--prefix", "a:b:"), "has an empty part"),
+        (("--prefix", "a::b"), "has an empty part"),
         (("--tag", ""), "--tag must not be empty"),
     ],
 )

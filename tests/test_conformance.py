@@ -458,10 +458,10 @@ def test_key_manager(cache: Any) -> None:
         "analytics:daily:2024-01-15",
         "analytics:daily:2024-01-16",
     ]
-    cache.set(km.custom("user", 42, "profile"), "p")
-    cache.set(km.custom("user", 421, "profile"), "q")
+    cache.set(km.user(42, "profile"), "p")
+    cache.set(km.user(421, "profile"), "q")
     assert cache.delete_pattern(km.user_all(42)) == 1
-    assert cache.get(km.custom("user", 421, "profile")) == "q"
+    assert cache.get(km.user(421, "profile")) == "q"
 
 
 def test_custom_separator(make_cache: Callable[..., Any]) -> None:

@@ -69,7 +69,8 @@ def test_key_manager_parts_and_patterns(settings: Any) -> None:
     manager = _backend(settings).keys_manager
     assert manager.custom("analytics", "daily", "2024-01-15") == "analytics:daily:2024-01-15"
     assert manager.pattern("campaigns", "a*b") == "campaigns:a\\*b:*"
-    assert manager.user_all(42) == "user:42:*"
+    assert manager.user_all(42) == "{user:42}:*"  # what user(42, ...) keys start with
+    assert manager.user(42, "profile").startswith(manager.user_all(42)[:-1])
     with pytest.raises(ValueError):
         manager.custom()
 

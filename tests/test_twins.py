@@ -121,7 +121,7 @@ def _normal(result: Any) -> Any:
 
 def _args(cache: Any, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
     if name == "index_size":
-        return (cache.tag_indexes(["grp"])[0],)
+        return ("grp",)
     return args
 
 

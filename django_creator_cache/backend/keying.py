@@ -1,10 +1,8 @@
-"""How an alias names things in Redis: user keys, patterns, TTLs, invalidation indexes
-and the package's own bookkeeping keys. Mixed into ``RedisCache``; pure (no I/O)."""
+"""How an alias names things in Redis: user keys, patterns, TTLs and the package's own
+bookkeeping keys (invalidation indexes: ``indexes``). Mixed into ``RedisCache``; pure."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,15 +11,9 @@ from django.utils.module_loading import import_string
 
 from ..keys import encodable, glob_escape, shorten
 from ..ttl import parse_ttl
-from . import indexes
 
 if TYPE_CHECKING:
     from .options import BackendOptions
-
-logger = logging.getLogger("django_creator_cache")
-
-# Undeclared prefixes already warned about in this process.
-_warned_roots: set[str] = set()
 
 
 class Keying:
@@ -158,74 +150,9 @@ class Keying:
         ms = int(timeout * 1000)
         return 1 if ms == 0 and timeout > 0 else ms
 
-    # -- invalidation indexes ------------------------------------------------------------
+    # -- invalidation ------------------------------------------------------------------
 
-    @cached_property
-    def _index_head(self) -> str:
-        return f"{self.key_prefix}{self.key_separator}" if self.key_prefix else ""
-
-    @cached_property
-    def _tracked_roots(self) -> frozenset[str]:
-        roots = self.options.invalidation_prefixes
-        return frozenset((roots,) if isinstance(roots, str) else roots)
-
-    def tracks_prefix(self, prefix: str) -> bool:
-        """Whether writes under ``prefix`` are indexed for ``invalidate_prefix``.
-
-        Top-level prefixes are declared in ``OPTIONS["INVALIDATION_PREFIXES"]``
-        (``"*"`` for all) or with ``track_prefixes()``; ``invalidate_on`` and
-        ``cache_response`` declare theirs. Others cost a plain ``SET``.
-        """
-        if not self.options.prefix_depth:
-            return False
-        root = str(prefix).split(self.key_separator, 1)[0]
-        roots = self._tracked_roots
-        return root in roots or "*" in roots or root in indexes.declared_roots
-
-    def indexes_of(self, key: Any, tags: Iterable[str] | None) -> list[str]:
-        """Index keys a write of ``key`` joins: one per tracked prefix, one per tag."""
-        sep = self.key_separator
-        text = key if type(key) is str else str(key)
-        names = []
-        if sep in text and self.tracks_prefix(text):
-            head = self._index_head
-            names = [
-                indexes.index_key(head, sep, indexes.PREFIX, prefix)
-                for prefix in indexes.ancestors(text, sep, self.options.prefix_depth)
-            ]
-        if tags:
-            names += self.tag_indexes(tags)
-        return names
-
-    def index_key(self, kind: str, name: str) -> str:
-        """The index key of a prefix (``indexes.PREFIX``) or a tag (``indexes.TAG``)."""
-        return indexes.index_key(self._index_head, self.key_separator, kind, name)
-
-    def prefix_index(self, prefix: str) -> str:
-        """The index key of ``prefix``, after checking it can be invalidated."""
-        sep = self.key_separator
-        prefix = str(prefix).rstrip(sep)
-        if not prefix:
-            raise ValueError("an empty prefix would be everything: use clear()")
-        root = prefix.split(sep, 1)[0]
-        if not self.tracks_prefix(prefix) and root not in _warned_roots:
-            # Writers in other processes may track it (a view module this process
-            # never imported); say so once rather than refuse.
-            _warned_roots.add(root)
-            logger.warning(
-                "cache %r: prefix %r is not declared in this process; entries are only "
-                "invalidated if the processes that write them declare it "
-                "(OPTIONS['INVALIDATION_PREFIXES'] or track_prefixes() at start-up)",
-                self.alias,
-                root,
-            )
-        depth = self.options.prefix_depth
-        if prefix.count(sep) + 1 > depth:
-            raise ValueError(
-                f"prefix {prefix!r} is deeper than PREFIX_DEPTH={depth}; "
-                "raise PREFIX_DEPTH or use delete_pattern()"
-            )
-        return self.index_key(indexes.PREFIX, prefix)
-
-    def tag_indexes(self, tags: Iterable[str]) -> list[str]:
-        return [self.index_key(indexes.TAG, str(t)) for t in tags]
+    def tracks_prefix(self, prefix: str = "") -> bool:
+        """Whether ``invalidate_prefix`` uses the indexes (every write under a prefix is
+        indexed unless ``OPTIONS["TRACK_WRITES"]`` is False; then it scans)."""
+        return self.options.track_writes

@@ -29,7 +29,7 @@ KNOWN_OPTIONS = frozenset(
         "PARSER_CLASS", "PASSWORD", "PICKLE_VERSION", "PREFIX_DEPTH", "REDIS_CLIENT_KWARGS",
         "RETRY_ATTEMPTS", "RETRY_DELAY", "REVERSE_KEY_FUNCTION", "SENTINELS", "SENTINEL_KWARGS",
         "SERIALIZER", "SIGNED", "SIGNING_KEY", "SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT",
-        "STATS_FLUSH_INTERVAL", "STRICT", "USERNAME",
+        "STATS_FLUSH_INTERVAL", "STRICT", "TRACK_WRITES", "USERNAME",
     }
 )  # fmt: skip
 URL_SCHEMES = ("redis", "rediss", "unix")
@@ -160,6 +160,10 @@ class BackendOptions:
     local_fallback: bool = False
     local_fallback_size: int = 1000
     local_tier: LocalTierOptions | None = None
+    # Index every write under its root so invalidate_prefix costs what it deletes; off,
+    # invalidate_prefix scans the keyspace instead (never less than it says).
+    track_writes: bool = True
+    # Deprecated, accepted and unused: every prefix is tracked at any depth.
     prefix_depth: int = 4
     invalidation_prefixes: tuple[str, ...] | str = ()
     max_connections: int | None = None
@@ -185,6 +189,13 @@ def _roots(value: Any) -> tuple[str, ...] | str:
             'CACHES OPTIONS INVALIDATION_PREFIXES must be a list of prefixes or "*"'
         )
     return tuple(value)
+
+
+def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
+    value = options.get(name, default)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(f"CACHES OPTIONS {name} must be True or False, got {value!r}")
+    return value
 
 
 def _mode(options: dict[str, Any]) -> str:
@@ -247,6 +258,7 @@ def resolve(location: Any, options: dict[str, Any]) -> BackendOptions:
             _number(options, "LOCAL_FALLBACK_SIZE", "CACHE_LOCAL_FALLBACK_SIZE", 1)
         ),
         local_tier=_local_tier(options.get("LOCAL_TIER")),
+        track_writes=_flag(options, "TRACK_WRITES", True),
         prefix_depth=int(_number(options, "PREFIX_DEPTH", "CACHE_PREFIX_DEPTH")),
         invalidation_prefixes=_roots(options.get("INVALIDATION_PREFIXES", ())),
         max_connections=max_connections,

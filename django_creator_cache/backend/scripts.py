@@ -84,3 +84,135 @@ for _, key in ipairs(kept) do live[#live + 1] = key end
 return live
 """
 )
+
+# -- invalidation indexes (``indexes``) ------------------------------------------------
+
+# Members one sweeping write checks in each index it joins.
+SWEEP_SIZE = 16
+
+# The full Redis key of a member (see ``Names.member``): ``base`` is "<KEY_PREFIX><sep>",
+# ``skip`` the "<root><sep>" a root's index leaves out ("" in a tag's).
+_FULL_OF = """
+local function full_of(m, base, sep, skip)
+  local at = nil
+  local i = string.find(m, '\\0', 1, true)
+  while i do at = i; i = string.find(m, '\\0', i + 1, true) end
+  if not at then return base .. '1' .. sep .. skip .. m end
+  local tail = string.sub(m, at + 1)
+  local mark = string.sub(tail, 1, 1)
+  if mark == '~' then return string.sub(tail, 2) end
+  if mark == '#' then
+    return (string.gsub(string.sub(tail, 2), '..', function(h)
+      return string.char(tonumber(h, 16)) end))
+  end
+  return base .. tail .. sep .. skip .. string.sub(m, 1, at - 1)
+end
+"""
+
+# Entries of one slot: SET each and add it to its root's and tags' shards, atomically.
+# KEYS per entry: the entry, then its shards (root first). ARGV: px (0: none), '' / NX / XX,
+# sweep fraction (-1: none), base, sep, the shards' life (0: none), then per entry: value,
+# root member, tag member, "<root><sep>", number of root shards (0/1), number of tag
+# shards, '1' to push its shards' expiry out (this process has not lately).
+# A new shard gets the placeholder member "" (never drained, so a drained shard stays
+# and a missing one means new, expired or flushed: its record may need writing again).
+# Reply per entry: 0 not stored (NX / XX), 1 stored, 2 stored in a new shard.
+WRITE = LuaScript(
+    """
+local px = tonumber(ARGV[1])
+local mode = ARGV[2]
+local sweep = tonumber(ARGV[3])
+local spx = tonumber(ARGV[6])
+local prune = nil
+if sweep >= 0 then  -- only then are the helpers made (a write is the hot path)
+"""
+    + _FULL_OF
+    + """
+  local base, sep = ARGV[4], ARGV[5]
+  local swept = {}
+  prune = function(shard, skip)
+    if swept[shard] then return end
+    swept[shard] = true
+    local start = math.floor(sweep * redis.call('ZCARD', shard))
+    for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
+    + str(SWEEP_SIZE - 1)
+    + """)) do
+      if m ~= '' and redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
+        redis.call('ZREM', shard, m)
+      end
+    end
+  end
+end
+local out = {}
+local k, a = 1, 7
+while a <= #ARGV do
+  local entry, value = KEYS[k], ARGV[a]
+  local nroot, ntags = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local ok
+  if px > 0 then
+    if mode == '' then ok = redis.call('SET', entry, value, 'PX', px)
+    else ok = redis.call('SET', entry, value, 'PX', px, mode) end
+  elseif mode == '' then ok = redis.call('SET', entry, value)
+  else ok = redis.call('SET', entry, value, mode) end
+  local flag = 0
+  if ok then
+    flag = 1
+    local push = ARGV[a + 6] == '1'
+    for j = 1, nroot + ntags do
+      local shard = KEYS[k + j]
+      local m, skip = ARGV[a + 2], ''
+      if j <= nroot then m, skip = ARGV[a + 1], ARGV[a + 3] end
+      if redis.call('ZADD', shard, 0, '', 0, m) == 2 then  -- a new shard
+        flag = 2
+        if spx > 0 then redis.call('PEXPIRE', shard, spx) end
+      elseif push then
+        if spx > 0 then redis.call('PEXPIRE', shard, spx, 'GT')
+        else redis.call('PERSIST', shard) end
+      end
+      if prune then prune(shard, skip) end
+    end
+  end
+  out[#out + 1] = flag
+  k = k + 1 + nroot + ntags
+  a = a + 7
+end
+return out
+"""
+)
+
+# Take at most ARGV[3] members of KEYS[1] in the lex range ARGV[1]..ARGV[2], delete their
+# keys and the members (the first ones of the range: one contiguous run), in one step.
+# ARGV: min, max, limit, base, sep, "<root><sep>" ("" for a tag), '1' to hand back the
+# deleted keys. Reply: {members taken, keys deleted, keys...}.
+DRAIN = LuaScript(
+    _FULL_OF
+    + """
+local ms = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+if #ms == 0 then return {0, 0} end
+local fulls = {}
+for i, m in ipairs(ms) do fulls[i] = full_of(m, ARGV[4], ARGV[5], ARGV[6]) end
+local deleted = redis.call('DEL', unpack(fulls))
+redis.call('ZREMRANGEBYLEX', KEYS[1], ARGV[1], '[' .. ms[#ms])
+local out = {#ms, deleted}
+if ARGV[7] == '1' then
+  for _, f in ipairs(fulls) do out[#out + 1] = f end
+end
+return out
+"""
+)
+
+# Set the bits of slots ARGV[2..] in the record KEYS[1] (a 2 KB bitmap at most) and make it
+# live at least ARGV[1] ms (0: always).
+RECORD = LuaScript(
+    """
+local t = redis.call('PTTL', KEYS[1])
+for i = 2, #ARGV do redis.call('SETBIT', KEYS[1], ARGV[i], 1) end
+local px = tonumber(ARGV[1])
+if px == 0 then
+  if t >= 0 then redis.call('PERSIST', KEYS[1]) end
+elseif t == -2 or (t >= 0 and t < px) then
+  redis.call('PEXPIRE', KEYS[1], px)
+end
+return 1
+"""
+)

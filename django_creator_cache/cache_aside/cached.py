@@ -22,7 +22,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from ..invalidation.index import track_prefixes
+from ..backend.indexes import tag_names
 from ..ttl import TTLLike, check_policy, parse_ttl
 from ..ttl import policy as ttl_policy
 from . import single_flight
@@ -32,7 +32,7 @@ _MISSING = object()
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TagsLike = Iterable[str] | Callable[..., Iterable[str]]
+TagsLike = str | Iterable[str] | Callable[..., str | Iterable[str]]
 
 
 class CachedFunction(Generic[P, R]):
@@ -55,7 +55,6 @@ class CachedFunction(Generic[P, R]):
         functools.update_wrapper(self, func)
         self.func = func
         self.prefix = prefix or f"{func.__module__}.{func.__qualname__}"
-        track_prefixes(self.prefix.split(":", 1)[0])
         self.alias = alias
         self.version = version
         self.tags = tags
@@ -88,7 +87,7 @@ class CachedFunction(Generic[P, R]):
     def tags_for(self, *args: P.args, **kwargs: P.kwargs) -> tuple[str, ...]:
         """The tags the cached result of this call joins (``cache.invalidate_tags``)."""
         tags = self.tags(*args, **kwargs) if callable(self.tags) else self.tags
-        return tuple(tags)
+        return tag_names(tags)  # one string is one tag, not its characters
 
     @property
     def timeout(self) -> Any:

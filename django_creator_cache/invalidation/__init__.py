@@ -1,7 +1,8 @@
 """Invalidation by prefix and by tag, without scanning the keyspace.
 
-``track_prefixes`` declares the top-level prefixes whose writes are indexed;
-``invalidation.models`` has the model rules (``invalidate_on`` and friends).
+Every write under a prefix is indexed (``backend.indexes``), so nothing needs declaring;
+``track_prefixes`` is kept, deprecated and harmless. ``invalidation.models`` has the
+model rules (``invalidate_on`` and friends).
 """
 
 from .index import track_prefixes

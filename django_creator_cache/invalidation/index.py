@@ -1,5 +1,5 @@
-"""Where code declares what it invalidates: ``track_prefixes`` (kept by the backend)."""
+"""Names kept for imports: ``track_prefixes`` (deprecated, harmless), ``PREFIX``, ``TAG``."""
 
-from ..backend.indexes import PREFIX, TAG, declared_roots, track_prefixes
+from ..backend.indexes import PREFIX, TAG, checked_prefix, declared_roots, track_prefixes
 
-__all__ = ["PREFIX", "TAG", "declared_roots", "track_prefixes"]
+__all__ = ["PREFIX", "TAG", "checked_prefix", "declared_roots", "track_prefixes"]

@@ -24,7 +24,6 @@ from django.db import router
 from django.db.models import Manager, ManyToManyField, ManyToManyRel, Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from .index import track_prefixes
 from .transaction import cache_invalidated, no_invalidation, schedule, suppressed
 
 __all__ = [
@@ -82,8 +81,7 @@ def invalidate_on(
     are saves, deletes (also through ``QuerySet.delete``) and many-to-many
     changes from either side. Call it in ``AppConfig.ready()``; calling it again
     for the same model and cache replaces the rule (receivers are connected once).
-    Listed prefixes are tracked (``track_prefixes``); the top-level parts of
-    computed ones must be tracked too, or their invalidation fails (and is logged).
+    Every prefix is tracked by the writes themselves: nothing else to declare.
     """
     if not (isinstance(model, type) and issubclass(model, Model)) or model._meta.abstract:
         raise TypeError(f"invalidate_on() needs a concrete model class, got {model!r}")
@@ -94,8 +92,6 @@ def invalidate_on(
     rule = InvalidationRule(model, _spec(prefixes, "prefixes"), _spec(tags, "tags"), cache)
     if rule.prefixes == () and rule.tags == ():
         raise ValueError(f"invalidate_on({model._meta.label}): give prefixes, tags or both")
-    if not callable(rule.prefixes):
-        track_prefixes(*(prefix.split(":", 1)[0] for prefix in rule.prefixes))
     _rules.setdefault(model, {})[cache] = rule
     post_save.connect(_on_save, sender=model, dispatch_uid=_UID)
     post_delete.connect(_on_delete, sender=model, dispatch_uid=_UID)

@@ -5,7 +5,9 @@ address order), at most ``SCAN_CALLS`` calls, then one pipeline for the page's
 type, TTL and memory use (one round trip per node). The cursor handed back says
 where the next page starts (``"<node>/<cursor>"``), so a browser pages through
 millions of keys without the server or the page holding them all. Keys stay
-within the alias: under ``<KEY_PREFIX><separator>`` when it has a prefix.
+within the alias: under ``<KEY_PREFIX><separator>`` when it has a prefix, in its
+shape (an alias whose prefix extends this one's keeps its keys to itself); the
+invalidation indexes (``indexes``) are bookkeeping and never listed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import indexes
 from ..execution import Pipe, Request, Steps, Unavailable
 from .common import text
 
@@ -161,10 +164,16 @@ def browse_keys(
         found: list[bytes] = []
         seen: set[bytes] = set()
         calls = 0
+        owned = indexes.owned_pattern(cache) if cache.clear_glob() else None
         while index < len(nodes) and len(found) < count and calls < SCAN_CALLS:
             position, keys = yield ScanNode(nodes[index], position, glob, count)
             calls += 1
             for key in keys:  # SCAN may return a key twice while the table is resized
+                name = text(key)
+                if indexes.is_bookkeeping(cache, name):
+                    continue
+                if owned is not None and not owned.match(name):
+                    continue
                 if key not in seen:
                     seen.add(key)
                     found.append(key)

@@ -15,6 +15,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
+from . import indexing
 from .common import delete_keys, trace, tracing
 
 if TYPE_CHECKING:
@@ -29,14 +30,16 @@ def set_(
     version: int | None = None,
     nx: bool = False,
     xx: bool = False,
-    tags: Iterable[str] | None = None,
+    tags: Any = None,
 ) -> Steps[bool]:
-    """Store ``value``; ``tags`` (and the key's prefixes) make it invalidatable.
+    """Store ``value``; its root (``campaigns`` of ``campaigns:1``) and ``tags`` (a string or
+    an iterable) make it invalidatable.
 
-    One round trip: a plain ``SET``, or a pipeline that also records the key in
-    its prefix and tag indexes.
+    One round trip: a plain ``SET``, or one Lua script that also adds the key to its
+    root's and tags' indexes, atomically (see ``indexes``).
     """
-    joined = cache.indexes_of(key, tags)
+    tag_list = indexes.tag_names(tags)
+    text = key if type(key) is str else str(key)
     full = cache.make_key(key, version)
     encoded = cache.codec.encode(value, full)
     px = cache.px(timeout)
@@ -49,17 +52,18 @@ def set_(
             yield ("DEL", full)
             cache.runtime.counters.deletes += 1
             return True
-        args: tuple[Any, ...] = ("SET", full, encoded)
-        if px is not None:
-            args += ("PX", px)
-        if nx:
-            args += ("NX",)
-        if xx:
-            args += ("XX",)
-        if joined:
-            commands = indexes.joins(joined, full, px, cache.key_separator)
-            stored = (yield Pipe([*commands, args]))[-1]
+        if tag_list or (cache.key_separator in text and cache.options.track_writes):
+            mode = "NX" if nx else "XX" if xx else ""
+            item = (text, full, encoded, cache.version if version is None else version)
+            stored = (yield from indexing.write(cache, [item], px, mode, tag_list))[0]
         else:
+            args: tuple[Any, ...] = ("SET", full, encoded)
+            if px is not None:
+                args += ("PX", px)
+            if nx:
+                args += ("NX",)
+            if xx:
+                args += ("XX",)
             stored = yield args
     except Unavailable as exc:
         fallback = cache.runtime.fallback
@@ -80,7 +84,7 @@ def add(
     value: Any,
     timeout: Any = DEFAULT_TIMEOUT,
     version: int | None = None,
-    tags: Iterable[str] | None = None,
+    tags: Any = None,
 ) -> Steps[bool]:
     return (yield from set_(cache, key, value, timeout, version, nx=True, tags=tags))
 
@@ -90,12 +94,16 @@ def set_many(
     data: dict[Any, Any],
     timeout: Any = DEFAULT_TIMEOUT,
     version: int | None = None,
-    tags: Iterable[str] | None = None,
+    tags: Any = None,
 ) -> Steps[list[Any]]:
-    """Store every entry in one pipeline; returns the keys that could not be stored."""
+    """Store every entry in one round trip (one per node); returns the keys not stored.
+
+    Entries that join an index go through the write script (each entry atomic with its
+    memberships, many entries per script); the others are plain ``SET``s.
+    """
     if not data:
         return []
-    tag_list = list(tags or ())
+    tag_list = indexes.tag_names(tags)
     px = cache.px(timeout)
     fulls = cache.make_keys(list(data), version)
     encode = cache.codec.encode
@@ -107,14 +115,23 @@ def set_many(
             yield from delete_keys(cache, fulls)
             return []
         sep = cache.key_separator
-        commands: list[tuple[Any, ...]] = []
-        for user_key, full in zip(data, fulls, strict=True):
-            joined = cache.indexes_of(user_key, tag_list)
-            if joined:
-                commands += indexes.joins(joined, full, px, sep)
+        track = cache.options.track_writes
+        number = cache.version if version is None else version
+        items: list[indexing.Item] = []
+        plain: list[tuple[Any, ...]] = []
         tail = () if px is None else ("PX", px)
-        commands += [("SET", full, value, *tail) for full, value in encoded.items()]
-        yield Pipe(commands)
+        for user_key, full in zip(data, fulls, strict=True):
+            text = user_key if type(user_key) is str else str(user_key)
+            if tag_list or (track and sep in text):
+                items.append((text, full, encoded[full], number))
+            else:
+                plain.append(("SET", full, encoded[full], *tail))
+        if items:
+            if plain:
+                yield indexing.Scripts(plain)
+            yield from indexing.write(cache, items, px, "", tag_list)
+        else:
+            yield Pipe(plain)
     except Unavailable as exc:
         fallback = cache.runtime.fallback
         if isinstance(exc.cause, CircuitOpen) and fallback is not None:

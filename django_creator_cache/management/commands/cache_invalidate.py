@@ -129,10 +129,7 @@ class Command(BaseCommand):
         head = f"cache {alias!r}: {'prefix' if kind == index.PREFIX else 'tag'} {name!r}"
         if kind == index.PREFIX and not cache.tracks_prefix(name):
             self.stdout.write(
-                self.style.WARNING(
-                    f"{head}: not declared in this process; found only if the processes "
-                    "that write it declare it (INVALIDATION_PREFIXES or track_prefixes())"
-                )
+                self.style.WARNING(f"{head}: TRACK_WRITES is off, so this scans the keyspace")
             )
         if dry_run:
             count = _indexed(alias, cache, kind, name)
@@ -235,17 +232,13 @@ def _our_cache(alias: str) -> RedisCache:
 
 def _checked_prefix(cache: RedisCache, prefix: str) -> str:
     """``prefix`` as ``invalidate_prefix`` reads it; the errors it would raise, raised now."""
-    sep = cache.key_separator
-    stripped = prefix.rstrip(sep)
-    if not stripped:
+    if not prefix:
         raise CommandError(f"--prefix {prefix!r} is empty: that would be everything")
-    depth = cache.options.prefix_depth
-    if stripped.count(sep) + 1 > depth:
-        raise CommandError(
-            f"--prefix {prefix!r} is deeper than PREFIX_DEPTH={depth}: such prefixes are not "
-            "tracked (use a shorter prefix, or delete_pattern() from a shell)"
-        )
-    return stripped
+    try:
+        index.checked_prefix(prefix, cache.key_separator)
+    except ValueError as exc:
+        raise CommandError(f"--prefix {prefix!r}: {exc}") from exc
+    return prefix
 
 
 def _model_target(label: str) -> _ModelTarget:
@@ -273,13 +266,14 @@ def _describe(target: _ModelTarget, alias: str, prefixes: Any, tags: Any) -> str
 
 
 def _indexed(alias: str, cache: RedisCache, kind: str, name: str) -> int:
-    """Live members of one prefix or tag index: what invalidating it would take at most
-    (some may have been deleted or overwritten since they were indexed)."""
-    key = cache.index_key(kind, name)
+    """Members of one prefix or tag index: what invalidating it would take at most (some
+    may have expired or been deleted since they were indexed)."""
     try:
-        return cache.index_size(key)
+        return int(cache.index_size(name, kind))
     except CacheUnavailable as exc:
-        raise CommandError(f"cache {alias!r}: cannot read index {key!r}: {exc.cause}") from exc
+        raise CommandError(
+            f"cache {alias!r}: cannot read the index of {name!r}: {exc.cause}"
+        ) from exc
 
 
 def _entries(count: int) -> str:

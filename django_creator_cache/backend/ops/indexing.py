@@ -1,0 +1,314 @@
+"""The index steps of writes and invalidations (see ``indexes`` for the design): writing
+entries with their memberships, finding an index's shards, draining them in bounded
+atomic batches; and ``Scripts``, the request that pipelines Lua script calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError
+
+from ..execution import Pipe, Request, Script, Steps, Unavailable, pipeline
+from ..indexes import (
+    DRAIN_BATCH,
+    ENTRIES_PER_SCRIPT,
+    FIRST_PIPE,
+    FULL_PIPE,
+    MAX_DRAINS,
+    ROOT_RECORD,
+    ROOT_SHARD,
+    TAG_RECORD,
+    TAG_SHARD,
+    extend,
+    extended,
+    lex_range,
+    names,
+    needed_records,
+    record_px,
+    remember_records,
+    shard_px,
+    slot_of,
+    slots_of,
+    sweep_rank,
+    to_bytes,
+)
+from ..scripts import DRAIN, RECORD, WRITE, LuaScript
+
+if TYPE_CHECKING:
+    from ..protocol import Backend
+
+
+class Scripts(Request):
+    """Several Lua script calls in one pipeline (one round trip per node), each atomic.
+
+    ``calls`` are ``(LuaScript, keys, args)`` or plain commands; replies come back in
+    order. A server that lacks a script answers NOSCRIPT for it (it did not run): the
+    script is loaded and those calls alone are sent again. Any other error reply fails the request.
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: Sequence[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def _pipe(self, client: Any, todo: list[int], routed: bool = False) -> Any:
+        pipe = pipeline(client)
+        for at in todo:
+            call = self.calls[at]
+            if isinstance(call[0], LuaScript):
+                script, keys, args = call
+                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+                if routed:  # redis-py's sync Cluster pipeline asks the server for a
+                    # script's keys (COMMAND GETKEYS, a round trip per call): name the node
+                    node = client.nodes_manager.get_node_from_slot(slot_of(to_bytes(keys[0])))
+                    pipe.execute_command(*command, target_nodes=node)
+                else:
+                    pipe.execute_command(*command)
+            else:
+                pipe.execute_command(*call)
+        return pipe
+
+    def _missing(self, replies: list[Any], todo: list[int], out: list[Any]) -> list[int]:
+        again = []
+        for at, reply in zip(todo, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                again.append(at)
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                out[at] = reply
+        return again
+
+    def send(self, client: Any) -> Any:
+        out: list[Any] = [None] * len(self.calls)
+        todo = list(range(len(self.calls)))
+        routed = hasattr(client, "nodes_manager")
+        for _ in range(2):
+            todo = self._missing(self._pipe(client, todo, routed).execute(False), todo, out)
+            if not todo:
+                break
+            for script in {self.calls[at][0] for at in todo}:
+                client.script_load(script.source)
+        if todo:
+            raise NoScriptError("scripts could not be loaded")
+        return out
+
+    async def asend(self, client: Any) -> Any:
+        out: list[Any] = [None] * len(self.calls)
+        todo = list(range(len(self.calls)))
+        for _ in range(2):
+            todo = self._missing(await self._pipe(client, todo).execute(False), todo, out)
+            if not todo:
+                break
+            for script in {self.calls[at][0] for at in todo}:
+                await client.script_load(script.source)
+        if todo:
+            raise NoScriptError("scripts could not be loaded")
+        return out
+
+
+def record_calls(pairs: Iterable[tuple[str, int]], px: int | None) -> list[tuple[Any, ...]]:
+    """One ``RECORD`` script call per record for ``pairs``."""
+    by_record: dict[str, list[int]] = {}
+    for record, slot in pairs:
+        by_record.setdefault(record, []).append(slot)
+    life = 0 if px is None else record_px(px)
+    return [(RECORD, [record], [life, *slots]) for record, slots in by_record.items()]
+
+
+# An entry to write: (user key as text, full Redis key, encoded value, version).
+Item = tuple[str, str, Any, int]
+
+
+def write(
+    cache: Backend, items: Sequence[Item], px: int | None, mode: str, tags: tuple[str, ...]
+) -> Steps[list[bool]]:
+    """Store ``items`` (``mode`` "", "NX" or "XX"), each with its index memberships in one
+    atomic script; on a Cluster the slots' records first (when this process has not
+    written them lately). Returns, per item, whether it was stored."""
+    n = names(cache)
+    track = cache.options.track_writes
+    sep = n.sep
+    if len(items) == 1 and n.single_slot:  # one entry, one server: the hot path
+        key, full, value, version = items[0]
+        root = n.root_of(key) if track else None
+        keys: list[str] = [full]
+        if root:
+            keys.append(n.shard(ROOT_SHARD, root, None))
+        keys += [n.shard(TAG_SHARD, tag, None) for tag in tags]
+        push = extend(cache, keys[1:], px)
+        args: list[Any] = [
+            px or 0,
+            mode,
+            sweep_rank(),
+            n.base,
+            sep,
+            shard_px(px),
+            value,
+            n.member(key, full, version, len(root) + len(sep)) if root else "",
+            n.member(key, full, version, 0) if tags else "",
+            f"{root}{sep}" if root else "",
+            1 if root else 0,
+            len(tags),
+            push,
+        ]
+        flag = (yield Script(WRITE, keys, args))[0]
+        if flag == 2 or (flag and push == "1"):
+            extended(cache, keys[1:], px)
+        return [bool(flag)]
+    roots = [n.root_of(key) if track else None for key, _, _, _ in items]
+    groups: dict[int | None, list[int]] = {}
+    wanted: list[tuple[str, int]] = []
+    for at, (_, full, _, _) in enumerate(items):
+        slot = slot_of(to_bytes(full)) if n.sharded() else None
+        groups.setdefault(slot, []).append(at)
+        if slot is not None:
+            root = roots[at]
+            if root:
+                wanted.append((n.record(ROOT_RECORD, root), slot))
+            wanted += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+    needed: list[tuple[str, int]] = []
+    if wanted:
+        needed = needed_records(cache, wanted, px)
+        if needed:
+            calls = record_calls(needed, px)
+            yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+            remember_records(cache, needed, px)
+    sweep = sweep_rank()
+    calls = []
+    order: list[int] = []
+    shards_of: dict[int, list[str]] = {}
+    pushes: dict[tuple[str, ...], str] = {}
+    for slot, ats in groups.items():
+        tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
+        for start in range(0, len(ats), ENTRIES_PER_SCRIPT):
+            chunk = ats[start : start + ENTRIES_PER_SCRIPT]
+            keys = []
+            args = [px or 0, mode, sweep, n.base, sep, shard_px(px)]
+            for at in chunk:
+                key, full, value, version = items[at]
+                root = roots[at]
+                keys.append(full)
+                mine = list(tag_shards)
+                if root:
+                    mine.insert(0, n.shard(ROOT_SHARD, root, slot))
+                    member = n.member(key, full, version, len(root) + len(sep))
+                else:
+                    member = ""
+                keys += mine
+                shards_of[at] = mine
+                push = pushes.get(tuple(mine), "")
+                if not push:
+                    push = pushes[tuple(mine)] = extend(cache, mine, px)
+                args += [
+                    value,
+                    member,
+                    n.member(key, full, version, 0) if tags else "",
+                    f"{root}{sep}" if root else "",
+                    1 if root else 0,
+                    len(tags),
+                    push,
+                ]
+            calls.append((WRITE, keys, args))
+            order += chunk
+    if len(calls) == 1:
+        replies = [(yield Script(*calls[0]))]
+    else:
+        replies = yield Scripts(calls)
+    stored = [False] * len(items)
+    flags = [flag for reply in replies for flag in reply]
+    new: list[int] = []
+    lived: dict[str, None] = {}
+    for at, flag in zip(order, flags, strict=True):
+        stored[at] = bool(flag)
+        if flag == 2:
+            new.append(at)
+        if flag == 2 or (flag and pushes[tuple(shards_of[at])] == "1"):
+            lived.update(dict.fromkeys(shards_of[at]))
+    if lived:
+        extended(cache, lived, px)
+    if new and n.sharded():
+        # A shard this process believed recorded was missing (flushed, say): its record
+        # may be gone too, so it is written again before the write returns.
+        done = set(needed)
+        heal = []
+        for at in new:
+            slot = slot_of(to_bytes(items[at][1]))
+            root = roots[at]
+            pairs = [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+            if root:
+                pairs.append((n.record(ROOT_RECORD, root), slot))
+            heal += [pair for pair in pairs if pair not in done]
+        if heal:
+            calls = record_calls(dict.fromkeys(heal), px)
+            yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+            remember_records(cache, heal, px)
+    return stored
+
+
+# A shard to drain: (shard key, lex min, lex max, "<root><sep>" or "").
+Shard = tuple[str, str, str, str]
+
+
+def shards(cache: Backend, targets: Sequence[tuple[str, str, str, str]]) -> Steps[list[Shard]]:
+    """The shards of ``targets`` ``(shard kind, record kind, root or tag, rest)``: one
+    each on a single server; on a Cluster one per slot its record lists."""
+    n = names(cache)
+    out: list[Shard] = []
+    slots: list[list[int | None]] = [[None]] * len(targets)
+    if n.sharded():
+        records = [n.record(record, name) for _, record, name, _ in targets]
+        replies = yield Pipe([("GET", record) for record in records])
+        slots = [[*slots_of(reply or b"")] for reply in replies]
+    for (kind, _, name, rest), used in zip(targets, slots, strict=True):
+        low, high = lex_range(rest, n.sep)
+        skip = f"{name}{n.sep}" if kind == ROOT_SHARD else ""
+        out += [(n.shard(kind, name, slot), low, high, skip) for slot in used]
+    return list(dict.fromkeys(out))
+
+
+def drain(
+    cache: Backend, targets: Sequence[Shard], keys_wanted: bool
+) -> Steps[tuple[int, list[Any]]]:
+    """Delete every entry the shards hold in their ranges; ``(keys deleted, the keys if
+    wanted)``. A shard is drained again while it hands back full batches; a cut reply
+    raises (through the executor) and leaves only whole batches done."""
+    n = names(cache)
+    want = "1" if keys_wanted else "0"
+    deleted = 0
+    gone: list[Any] = []
+    pending = list(targets)
+    per_pipe = FIRST_PIPE
+    for _ in range(MAX_DRAINS):
+        if not pending:
+            return deleted, gone
+        again: list[Shard] = []
+        for start in range(0, len(pending), per_pipe):
+            chunk = pending[start : start + per_pipe]
+            calls = [
+                (DRAIN, [shard], [low, high, DRAIN_BATCH, n.base, n.sep, skip, want])
+                for shard, low, high, skip in chunk
+            ]
+            if len(calls) == 1:
+                replies = [(yield Script(*calls[0]))]
+            else:
+                replies = yield Scripts(calls)
+            for target, reply in zip(chunk, replies, strict=True):
+                deleted += int(reply[1])
+                gone += reply[2:]
+                if int(reply[0]) >= DRAIN_BATCH:
+                    again.append(target)
+        pending = again
+        per_pipe = FULL_PIPE
+    raise Unavailable(
+        IncompleteInvalidation(
+            f"{len(pending)} index shard(s) still full after {MAX_DRAINS} batches: writers "
+            "add entries as fast as they are deleted; run the invalidation again"
+        )
+    )
+
+
+class IncompleteInvalidation(RuntimeError):
+    """The cause of ``CacheUnavailable`` when a drain hit its cap (``MAX_DRAINS``)."""
