@@ -292,7 +292,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
     ttl, attl = twin(reads.ttl)
     pttl, apttl = twin(reads.pttl)
     keys, akeys = twin(reads.keys)
-    set, aset = twin(writes.set_)  # type: ignore[assignment]  # django-redis: returns bool
+    set, aset = twin(writes.set_)  # django-redis's contract: returns bool
     add, aadd = twin(writes.add)
     set_many, aset_many = twin(writes.set_many)
     delete, adelete = twin(writes.delete)

@@ -15,6 +15,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
+from ..single import One
 from . import indexing
 from .common import delete_keys, trace, tracing
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ..protocol import Backend
 
 
-def set_(
+def _ask_set(
     cache: Backend,
     key: Any,
     value: Any,
@@ -31,20 +32,79 @@ def set_(
     nx: bool = False,
     xx: bool = False,
     tags: Any = None,
-) -> Steps[bool]:
+) -> Any:
     """Store ``value``; its root (``campaigns`` of ``campaigns:1``) and ``tags`` (a string or
     an iterable) make it invalidatable.
 
     One round trip: a plain ``SET``, or one Lua script that also adds the key to its
     root's and tags' indexes, atomically (see ``indexes``).
     """
-    tag_list = indexes.tag_names(tags)
+    tag_list = indexes.tag_names(tags) if tags is not None else ()
     text = key if type(key) is str else str(key)
     full = cache.make_key(key, version)
     encoded = cache.codec.encode(value, full)
     px = cache.px(timeout)
     cache.forget_local((full,))
-    started = tracing()
+    state = (full, encoded, px, nx, tracing())
+    if (
+        (px is not None and px <= 0)
+        or tag_list
+        or (cache.key_separator in text and cache.options.track_writes)
+    ):
+        number = cache.version if version is None else version
+        return _set_steps(cache, state, (text, full, encoded, number), xx, tag_list)
+    args: tuple[Any, ...] = ("SET", full, encoded)
+    if px is not None:
+        args += ("PX", px)
+    if nx:
+        args += ("NX",)
+    if xx:
+        args += ("XX",)
+    return args, state
+
+
+def _ask_add(
+    cache: Backend,
+    key: Any,
+    value: Any,
+    timeout: Any = DEFAULT_TIMEOUT,
+    version: int | None = None,
+    tags: Any = None,
+) -> Any:
+    """``set`` only if ``key`` is not there; whether it was stored."""
+    return _ask_set(cache, key, value, timeout, version, nx=True, tags=tags)
+
+
+# What a set keeps from its request to the reply: full key, encoded value, px, nx, start.
+_Set = tuple[str, Any, "int | None", bool, float]
+
+
+def _stored(cache: Backend, stored: Any, state: _Set) -> bool:
+    full, _, _, nx, started = state
+    cache.forget_tier((full,))
+    cache.runtime.counters.sets += 1
+    if started:
+        trace("add" if nx else "set", full, "stored" if stored else "not stored", started)
+    return bool(stored)
+
+
+def _unstored(cache: Backend, exc: Unavailable, state: _Set) -> bool:
+    """Redis did not take it: while the circuit is open, the local fallback keeps it
+    (``add`` only if the fallback has no value there)."""
+    full, encoded, px, nx, _ = state
+    cache.forget_tier((full,))
+    fallback = cache.runtime.fallback
+    blocked = isinstance(exc.cause, CircuitOpen) and fallback is not None
+    if blocked and not (nx and fallback.get(full) is not None):  # type: ignore[union-attr]
+        fallback.set(full, encoded, px)  # type: ignore[union-attr]
+    return False
+
+
+def _set_steps(
+    cache: Backend, state: _Set, item: indexing.Item, xx: bool, tag_list: tuple[str, ...]
+) -> Steps[bool]:
+    """A write that is not one plain ``SET``: a timeout that deletes, or an indexed entry."""
+    full, _, px, nx, _ = state
     try:
         if px is not None and px <= 0:
             if nx:
@@ -52,41 +112,17 @@ def set_(
             yield ("DEL", full)
             cache.runtime.counters.deletes += 1
             return True
-        if tag_list or (cache.key_separator in text and cache.options.track_writes):
-            mode = "NX" if nx else "XX" if xx else ""
-            item = (text, full, encoded, cache.version if version is None else version)
-            stored = (yield from indexing.write(cache, [item], px, mode, tag_list))[0]
-        else:
-            args: tuple[Any, ...] = ("SET", full, encoded)
-            if px is not None:
-                args += ("PX", px)
-            if nx:
-                args += ("NX",)
-            if xx:
-                args += ("XX",)
-            stored = yield args
+        mode = "NX" if nx else "XX" if xx else ""
+        stored = (yield from indexing.write(cache, [item], px, mode, tag_list))[0]
     except Unavailable as exc:
-        fallback = cache.runtime.fallback
-        blocked = isinstance(exc.cause, CircuitOpen) and fallback is not None
-        if blocked and not (nx and fallback.get(full) is not None):  # type: ignore[union-attr]
-            fallback.set(full, encoded, px)  # type: ignore[union-attr]
-        return False
+        return _unstored(cache, exc, state)
     finally:
         cache.forget_tier((full,))
-    cache.runtime.counters.sets += 1
-    trace("add" if nx else "set", full, "stored" if stored else "not stored", started)
-    return bool(stored)
+    return _stored(cache, stored, state)
 
 
-def add(
-    cache: Backend,
-    key: Any,
-    value: Any,
-    timeout: Any = DEFAULT_TIMEOUT,
-    version: int | None = None,
-    tags: Any = None,
-) -> Steps[bool]:
-    return (yield from set_(cache, key, value, timeout, version, nx=True, tags=tags))
+set_ = One("set", _ask_set, _stored, _unstored)
+add = One("add", _ask_add, _stored, _unstored)
 
 
 def set_many(
