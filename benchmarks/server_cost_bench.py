@@ -148,7 +148,6 @@ def feature_rows(caches: dict[str, Any]) -> Rows:
     from django.test import RequestFactory
     from django_ratelimit.core import is_ratelimited
 
-    from django_creator_cache.invalidation import track_prefixes
     from django_creator_cache.ratelimit import Limiter
     from django_creator_cache.ratelimit.keys import ip_key
 
@@ -185,7 +184,6 @@ def feature_rows(caches: dict[str, Any]) -> Rows:
         if not status.startswith("200") or (name == "ours" and headers.get("X-Cache") != "HIT"):
             raise SystemExit(f"page of {name}: {status} {headers.get('X-Cache')}")
     rows["page hit (2 KB)"] = pages
-    track_prefixes("news")
     value = payload(100)
     counter = itertools.count()
     rows["tracked write (set news:<n> with 2 tags)"] = {

@@ -412,9 +412,6 @@ def test_invalidate_prefix_and_tags(cache: Any) -> None:
         with pytest.raises(ValueError):
             await cache.ainvalidate_prefix("")
 
-    from django_creator_cache.invalidation.index import track_prefixes
-
-    track_prefixes("feed")
     run(scenario)
 
 

@@ -175,7 +175,8 @@ def test_the_deprecated_declarations_are_accepted_and_harmless(servers: Any, set
     }
     cache = caches["default"]
     flush(cache)
-    track_prefixes("only")
+    with pytest.warns(DeprecationWarning):
+        track_prefixes("only")
     cache.set("other:a:b:c", 1)  # neither declared nor within the old depth
     assert cache.invalidate_prefix("other:a:b") == 1
     flush(cache)

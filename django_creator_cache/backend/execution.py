@@ -301,11 +301,12 @@ class Executor:
 
     # -- the two runners: everything else is shared ------------------------------------------
 
-    def send(self, request: Any, operation: str, client: Any = None) -> Any:
+    def send(self, request: Any, operation: str, client: Any = None, errors: bool = False) -> Any:
         """Send one request under the policy (sync): its reply, or ``Thrown``.
 
         The hot path of every sync call, so the closed-circuit case is written out
-        here (one command goes straight to the client); anything else takes ``_send``."""
+        here (one command goes straight to the client); anything else takes ``_send``.
+        ``errors``: error replies go to the operation (as a request's ``errors`` says)."""
         runtime = self.runtime
         breaker = runtime.breaker
         if not breaker.opened_at and (type(request) is tuple or not isinstance(request, Local)):
@@ -313,11 +314,11 @@ class Executor:
                 to = client or self._sync_client or self._sync()
                 reply = to.execute_command(*request) if type(request) is tuple else request.send(to)  # type: ignore[union-attr]
             except BaseException as exc:
-                return self._failed(exc, operation, request)
+                return self._failed(exc, operation, request, errors)
             if breaker.failures:
                 runtime.recovered()
             return reply
-        return self._send(request, operation, client)
+        return self._send(request, operation, client, errors)
 
     def run(self, steps: Steps[R], operation: str, client: Any = None) -> R:
         """Drive ``steps`` on the sync client (or ``client``) to its result, timed for the
@@ -369,7 +370,7 @@ class Executor:
         except Unavailable as exc:
             raise CacheUnavailable(self.alias, operation, exc.cause) from exc.cause
 
-    def _send(self, request: Any, operation: str, client: Any) -> Any:
+    def _send(self, request: Any, operation: str, client: Any, errors: bool = False) -> Any:
         try:
             if type(request) is tuple:
                 if self.runtime.breaker.opened_at and (refused := self._admit(operation)):
@@ -381,7 +382,7 @@ class Executor:
                 refused = None if request.through_open_circuit else self._admit(operation)
                 reply = refused or request.send(client or self._sync())
         except BaseException as exc:
-            return self._failed(exc, operation, request)
+            return self._failed(exc, operation, request, errors)
         return self._answered(reply)
 
     async def _asend(self, request: Any, operation: str, client: Any) -> Any:
@@ -419,7 +420,9 @@ class Executor:
             self.runtime.recovered()
         return reply
 
-    def _failed(self, exc: BaseException, operation: str, request: Any) -> Any:
+    def _failed(
+        self, exc: BaseException, operation: str, request: Any, errors: bool = False
+    ) -> Any:
         """What the operation gets for a request that ended in ``exc`` (raised if not Redis's)."""
         if not isinstance(exc, REDIS_ERRORS):
             # Cancelled, interrupted, or our own bug: the probe (if this was it) is over.
@@ -428,7 +431,7 @@ class Executor:
         if (
             isinstance(exc, ResponseError)
             and not isinstance(exc, OUTAGE_ERRORS)
-            and getattr(request, "errors", False)
+            and (errors or getattr(request, "errors", False))
         ):
             self._answered(None)
             return Thrown(Unavailable(exc, answered=True))

@@ -40,6 +40,7 @@ import binascii
 import random
 import re
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +48,6 @@ from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from .protocol import Backend
-
-# Kept so ``track_prefixes`` (now unneeded: every prefix is tracked) keeps importing.
-declared_roots: set[str] = set()
 
 # What ``cache_invalidate`` and the admin name a prefix and a tag.
 PREFIX = "p"
@@ -75,8 +73,12 @@ SLOTS = 16384
 
 
 def track_prefixes(*roots: str) -> None:
-    """Deprecated and harmless: every prefix is tracked now (``OPTIONS["TRACK_WRITES"]``)."""
-    declared_roots.update(str(root) for root in roots)
+    """Deprecated, does nothing: every prefix is tracked now (``OPTIONS["TRACK_WRITES"]``)."""
+    warnings.warn(
+        "track_prefixes() is no longer needed: every write under a prefix is indexed",
+        DeprecationWarning,
+        stacklevel=2,
+    )
 
 
 # -- call forms ------------------------------------------------------------------------------

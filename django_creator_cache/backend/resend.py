@@ -117,10 +117,13 @@ SAFE_COMMANDS = frozenset(
         "WAIT",
     ]
 )
-# Safe commands that take no option changing that: exact upper-case names, checked first.
-_PLAIN_SAFE = SAFE_COMMANDS - {"SET", "ZADD"}
 # Options that make a SET or ZADD depend on what was there (a second run answers differently).
 _CONDITIONAL = frozenset({"NX", "XX", "GET", "INCR", "nx", "xx", "get", "incr"})
+# Commands whose safety depends on their arguments.
+_BY_ARGS = frozenset({"SET", "ZADD", "EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"})
+# Command names (as sent) whose safety is the name's alone: the safe ones first, the
+# others as they are met, so a command's safety is one dict lookup on the hot path.
+_BY_NAME: dict[Any, bool] = dict.fromkeys(SAFE_COMMANDS - _BY_ARGS, True)
 # Scripts known to only read (registered by the modules that define them).
 _READ_ONLY_SCRIPTS: set[str] = set()
 
@@ -138,16 +141,19 @@ def read_only_script(source: str, sha: str) -> None:
 def is_safe(args: Sequence[Any]) -> bool:
     """Whether the command ``args`` may be sent again if its reply is lost."""
     name = args[0]
-    if name in _PLAIN_SAFE:  # the common case, as redis-py and the backend spell it
-        return True
-    if type(name) is not str:
-        name = bytes(name).decode()
-    name = name.upper().split(" ", 1)[0]
-    if name in ("SET", "ZADD"):
+    known = _BY_NAME.get(name)
+    if known is not None:
+        return known
+    if name == "EVALSHA":
+        return args[1] in _READ_ONLY_SCRIPTS
+    word = (name if type(name) is str else bytes(name).decode()).upper().split(" ", 1)[0]
+    if word in ("SET", "ZADD"):
         return not any(type(a) is str and a in _CONDITIONAL for a in args[3:])
-    if name in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"):
-        return name.endswith("_RO") or args[1] in _READ_ONLY_SCRIPTS
-    return name in SAFE_COMMANDS
+    if word in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"):
+        return word.endswith("_RO") or args[1] in _READ_ONLY_SCRIPTS
+    safe = word in SAFE_COMMANDS
+    _BY_NAME[name] = safe
+    return safe
 
 
 def _all_safe(commands: Iterable[Sequence[Any]]) -> bool:
@@ -180,13 +186,8 @@ class _Guard(_Marking):
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
         # redis-py's send_command with ``send_packed_command`` below written in.
-        name = args[0]
-        if name in _PLAIN_SAFE:
-            self._unsafe_sent = False
-        elif name == "EVALSHA":
-            self._unsafe_sent = args[1] not in _READ_ONLY_SCRIPTS
-        else:
-            self._unsafe_sent = not is_safe(args)
+        safe = _BY_NAME.get(args[0])
+        self._unsafe_sent = not (safe if safe is not None else is_safe(args))
         packed = self._command_packer.pack(*args)  # type: ignore[attr-defined]
         if not self._sock:  # type: ignore[attr-defined]
             self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing

@@ -27,7 +27,7 @@ from time import perf_counter
 from typing import Any
 
 from ..exceptions import CacheUnavailable
-from .execution import Steps, Thrown, Unavailable
+from .execution import Call, Steps, Thrown, Unavailable
 
 
 class More:
@@ -51,7 +51,7 @@ class Known:
 class One:
     """An operation of one request (see the module docstring)."""
 
-    __slots__ = ("answer", "ask", "name", "unavailable")
+    __slots__ = ("answer", "ask", "errors", "name", "unavailable")
 
     def __init__(
         self,
@@ -59,11 +59,16 @@ class One:
         ask: Callable[..., Any],
         answer: Callable[[Any, Any, Any], Any],
         unavailable: Callable[[Any, Unavailable, Any], Any] | None = None,
+        *,
+        errors: bool = False,
     ) -> None:
         self.name = name
         self.ask = ask
         self.answer = answer
         self.unavailable = unavailable
+        # An error reply (Redis answered, refusing) reaches ``unavailable`` as
+        # ``Unavailable(answered=True)`` instead of counting as a failure.
+        self.errors = errors
 
     def __call__(self, cache: Any, *args: Any, **kwargs: Any) -> Steps[Any]:
         """The operation as steps, so it composes with ``yield from`` like any other."""
@@ -77,6 +82,8 @@ def steps_of(op: One, cache: Any, args: Any, kwargs: Any) -> Steps[Any]:
             return asked.value
         return (yield from asked)
     request, state = asked
+    if op.errors and type(request) is tuple:
+        request = Call("execute_command", *request, errors=True)
     try:
         reply = yield request
     except Unavailable as exc:
@@ -96,6 +103,7 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
     ask = op.ask
     answer = op.answer
     unavailable = op.unavailable
+    errors = op.errors
 
     @functools.wraps(ask)
     def method(self: Any, *args: Any, client: Any = None, **kwargs: Any) -> Any:
@@ -109,7 +117,7 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
                     return asked.value
                 return executor.drive(asked, operation, client)
             request, state = asked
-            reply = executor.send(request, operation, client)
+            reply = executor.send(request, operation, client, errors)
             if type(reply) is Thrown:
                 exc = reply.exc
                 try:

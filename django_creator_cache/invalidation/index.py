@@ -1,5 +1,5 @@
 """Names kept for imports: ``track_prefixes`` (deprecated, harmless), ``PREFIX``, ``TAG``."""
 
-from ..backend.indexes import PREFIX, TAG, checked_prefix, declared_roots, track_prefixes
+from ..backend.indexes import PREFIX, TAG, checked_prefix, track_prefixes
 
-__all__ = ["PREFIX", "TAG", "checked_prefix", "declared_roots", "track_prefixes"]
+__all__ = ["PREFIX", "TAG", "checked_prefix", "track_prefixes"]

@@ -31,7 +31,6 @@ from .. import conf, sync_async
 from ..backend.cache import RedisCache
 from ..cache_aside import ComputeLock
 from ..exceptions import CacheUnavailable
-from ..invalidation.index import track_prefixes
 from ..sync_async import Both, Flow
 from ..ttl import TTLLike, check_policy, parse_ttl
 from . import core, entry, personal
@@ -135,7 +134,6 @@ def cache_response(
             "cache_response: max_query_variants must be a non-negative int or None, "
             f"got {max_query_variants!r}"
         )
-    track_prefixes(prefix.split(":", 1)[0])  # so invalidate_prefix(prefix) finds the pages
     options = PageOptions(
         ttl=seconds,
         policy=policy,

@@ -11,7 +11,6 @@ class TestAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_creator_cache.invalidation import track_prefixes
         from django_creator_cache.invalidation.models import invalidate_on
 
         from .models import Campaign, Promoter
@@ -21,6 +20,4 @@ class TestAppConfig(AppConfig):
             prefixes=["campaigns", "dashboard"],
             tags=lambda c: [f"campaign:{c.pk}", f"owner:{c.owner}"],
         )
-        # Computed prefixes: their top-level part is declared by hand.
-        track_prefixes("promoters")
         invalidate_on(Promoter, prefixes=lambda p: [f"promoters:{p.pk}"], tags=["promoters"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import CacheUnavailable, CorruptValue
-from ..execution import Call, Pipe, Script, Steps, Unavailable
+from ..execution import Pipe, Script, Steps, Unavailable
 from ..scripts import INCR
 from ..single import More, One
 
@@ -36,10 +36,8 @@ def _ask(
     """
     full = cache.make_key(key, version)
     if ignore_key_check:
-        request: Any = Call("execute_command", "INCRBY", full, delta, errors=True)
-    else:
-        request = Script(INCR, [full], [delta], errors=True)
-    return request, (key, full, delta)
+        return ("INCRBY", full, delta), (key, full, delta)
+    return Script(INCR, [full], [delta], errors=True), (key, full, delta)
 
 
 def _answer(cache: Backend, value: Any, state: tuple[Any, str, int]) -> int:
@@ -63,8 +61,8 @@ def _ask_decr(cache: Backend, key: Any, delta: int = 1, version: int | None = No
     return _ask(cache, key, -delta, version)
 
 
-incr = One("incr", _ask, _answer, _unanswered)
-decr = One("decr", _ask_decr, _answer, _unanswered)
+incr = One("incr", _ask, _answer, _unanswered, errors=True)
+decr = One("decr", _ask_decr, _answer, _unanswered, errors=True)
 
 
 def _refused(cache: Backend, full: str, delta: int, error: BaseException) -> Steps[int]:
