@@ -27,7 +27,7 @@ from ..ttl import policy
 from . import async_connection, connection, local_tier
 from . import counters as counts
 from . import options as options_module
-from .codec import NOTHING, Codec, load_compressor, load_serializer
+from .codec import Codec, load_compressor, load_serializer
 from .execution import Executor, Steps
 from .keying import Keying
 from .local_tier import LocalTier
@@ -210,8 +210,7 @@ class RedisCache(Keying, StructuresMixin, BaseCache):
         self, keys: list[Any], fulls: list[str], values: list[bytes | None]
     ) -> tuple[dict[Any, Any], list[tuple[str, CorruptValue]]]:
         """Decode an MGET reply: found values by user key, and the unreadable ones."""
-        decoded, errors = self.codec.decode_many(values)
-        found = {key: v for key, v in zip(keys, decoded, strict=True) if v is not NOTHING}
+        found, errors = self.codec.decode_many(keys, values)
         corrupt = [(fulls[i], exc) for i, exc in errors]
         counters = self.runtime.counters
         counters.hits += len(found)

@@ -37,8 +37,6 @@ COMPRESSORS = {
 }
 DEFAULT_COMPRESS_MIN_LENGTH = 1024
 
-# What ``decode_many`` puts where a value was missing or unreadable.
-NOTHING: Any = object()
 # First bytes a plain integer can start with; anything else skips int().
 _INT_START = frozenset(b"-0123456789")
 
@@ -126,36 +124,29 @@ class Codec:
             raise self._unreadable(raw, exc) from exc
 
     def decode_many(
-        self, raws: Sequence[bytes | None]
-    ) -> tuple[list[Any], list[tuple[int, CorruptValue]]]:
-        """``decode`` each value of an MGET reply: the values (``NOTHING`` where there
-        was none or it could not be read) and the unreadable ones by position.
-
-        Without signing or a compressor (the default) one loop, no call per value."""
-        values: list[Any] = []
+        self, keys: Sequence[Any], raws: Sequence[bytes | None]
+    ) -> tuple[dict[Any, Any], list[tuple[int, CorruptValue]]]:
+        """``decode`` each value of an MGET reply: the values found by their ``keys``, and
+        the unreadable ones by position. Without signing or a compressor (the default)
+        one loop and no call per value."""
+        found: dict[Any, Any] = {}
         errors: list[tuple[int, CorruptValue]] = []
         plain = self._signer is None and self._compressor is None
         loads = self._loads
         for i, raw in enumerate(raws):
             if raw is None:
-                values.append(NOTHING)
                 continue
             try:
-                if plain:
-                    if raw and raw[0] in _INT_START:
-                        with suppress(ValueError):
-                            values.append(int(raw))
-                            continue
-                    try:
-                        values.append(loads(raw))
-                    except Exception as exc:
-                        raise self._unreadable(raw, exc) from exc
-                else:
-                    values.append(self.decode(raw))
+                if not plain or not raw or raw[0] in _INT_START:
+                    found[keys[i]] = self.decode(raw)
+                    continue
+                try:
+                    found[keys[i]] = loads(raw)
+                except Exception as exc:
+                    raise self._unreadable(raw, exc) from exc
             except CorruptValue as exc:
-                values.append(NOTHING)
                 errors.append((i, exc))
-        return values, errors
+        return found, errors
 
     def _unreadable(self, raw: bytes, exc: Exception) -> CorruptValue:
         return CorruptValue(f"{len(raw)} bytes not readable with {self.serializer_name}: {exc!r}")
