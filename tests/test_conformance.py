@@ -260,6 +260,20 @@ def test_incr_keeps_ttl(cache: Any) -> None:
     assert cache.ttl("p") is None
 
 
+def test_incr_after_the_server_lost_its_scripts(cache: Any) -> None:
+    """``incr`` sends its script by SHA1; a server without it (restart, SCRIPT FLUSH, a
+    new Cluster node) gets the source once, sync and async, and counts it once."""
+    cache.set("n", 1)
+    raw_client(cache).script_flush()  # on a Cluster: every node
+    assert cache.incr("n") == 2
+    raw_client(cache).script_flush()
+    assert asyncio.run(cache.aincr("n", 3)) == 5
+    raw_client(cache).script_flush()
+    with pytest.raises(ValueError):
+        cache.incr("missing")
+    assert cache.get("n") == 5
+
+
 def test_incr_ignore_key_check(cache: Any) -> None:
     assert cache.incr("fresh", 3, ignore_key_check=True) == 3
     assert cache.get("fresh") == 3

@@ -15,6 +15,9 @@ from redis.exceptions import NoScriptError
 
 from .resend import read_only_script
 
+# Every script made in this process, by SHA1.
+_KNOWN: dict[str, LuaScript] = {}
+
 
 class LuaScript:
     """A Lua script's source and SHA1. ``read_only``: it writes nothing (safe to resend)."""
@@ -26,6 +29,16 @@ class LuaScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         if read_only:
             read_only_script(self.source, self.sha)
+        _KNOWN[self.sha] = self
+
+    @classmethod
+    def by_sha(cls, sha: str) -> LuaScript:
+        """The script of this SHA1 (every ``LuaScript`` made in this process)."""
+        return _KNOWN[sha]
+
+    def command(self, keys: Sequence[Any], args: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """Its ``EVALSHA`` command: a one-request operation may send it as it is."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def __call__(self, client: Any, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
         """Run on a sync client (redis-py routes by the first key on a Cluster)."""

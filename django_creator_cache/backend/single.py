@@ -13,6 +13,8 @@ as three plain functions instead, still once for both runners:
   answer (``exc`` is the ``Unavailable``); raising it (or having no such function)
   makes the failure ``CacheUnavailable``, as in any operation.
 
+A request may be a script's ``EVALSHA`` command (``LuaScript.command``), cheaper
+than a ``Script`` request; a server that lacks the script gets it as a ``Script``.
 ``answer`` and ``unavailable`` may return ``More(steps)`` to go on with further
 requests (deleting a value that cannot be read). ``steps_of`` is the meaning of a
 ``One`` as ordinary steps: the async runner runs that; the sync method takes the
@@ -26,8 +28,11 @@ from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from ..exceptions import CacheUnavailable
-from .execution import Call, Steps, Thrown, Unavailable
+from .execution import Call, Script, Steps, Thrown, Unavailable
+from .scripts import LuaScript
 
 
 class More:
@@ -82,8 +87,11 @@ def steps_of(op: One, cache: Any, args: Any, kwargs: Any) -> Steps[Any]:
             return asked.value
         return (yield from asked)
     request, state = asked
-    if op.errors and type(request) is tuple:
-        request = Call("execute_command", *request, errors=True)
+    if type(request) is tuple:
+        if request[0] == "EVALSHA":
+            request = as_script(request, op.errors)
+        elif op.errors:
+            request = Call("execute_command", *request, errors=True)
     try:
         reply = yield request
     except Unavailable as exc:
@@ -118,6 +126,8 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
                 return executor.drive(asked, operation, client)
             request, state = asked
             reply = executor.send(request, operation, client, errors)
+            if type(reply) is Thrown and _unloaded(reply.exc, request):
+                reply = executor.send(as_script(request, errors), operation, client, errors)
             if type(reply) is Thrown:
                 exc = reply.exc
                 try:
@@ -144,3 +154,20 @@ def methods(op: One) -> tuple[Callable[..., Any], Callable[..., Coroutine[Any, A
     method.__name__ = method.__qualname__ = operation
     amethod.__name__ = amethod.__qualname__ = f"a{operation}"
     return method, amethod
+
+
+def as_script(command: tuple[Any, ...], errors: bool) -> Script:
+    """The ``Script`` request of an ``EVALSHA`` command (``LuaScript.command``): it
+    sends the source to a server that lacks the script."""
+    _, sha, count, *rest = command
+    return Script(LuaScript.by_sha(sha), rest[:count], rest[count:], errors=errors)
+
+
+def _unloaded(exc: BaseException, request: Any) -> bool:
+    """Whether ``request``, an ``EVALSHA`` command, met a server without its script."""
+    return (
+        type(exc) is Unavailable
+        and isinstance(exc.cause, NoScriptError)
+        and type(request) is tuple
+        and request[0] == "EVALSHA"
+    )

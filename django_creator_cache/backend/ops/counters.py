@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import CacheUnavailable, CorruptValue
-from ..execution import Pipe, Script, Steps, Unavailable
+from ..execution import Pipe, Steps, Unavailable
 from ..scripts import INCR
 from ..single import More, One
 
@@ -37,7 +37,7 @@ def _ask(
     full = cache.make_key(key, version)
     if ignore_key_check:
         return ("INCRBY", full, delta), (key, full, delta)
-    return Script(INCR, [full], [delta], errors=True), (key, full, delta)
+    return INCR.command((full,), (delta,)), (key, full, delta)
 
 
 def _answer(cache: Backend, value: Any, state: tuple[Any, str, int]) -> int:
