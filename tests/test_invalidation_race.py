@@ -213,16 +213,18 @@ def test_invalidating_a_huge_prefix_does_not_stall_other_clients(servers: Any) -
     assert remaining(cache, "big") == []
     assert cache.get("big") == "the root itself stays"
     assert len(waits) > 100
-    # What the other client saw. On a quiet machine every PING stays under ~20 ms (8.8 ms
-    # single, 13.5 ms Cluster when measured); on 2 cores shared with other test runs the
-    # scheduler alone delays some by tens of ms (Redis's slowlog then shows 30-key DELs
-    # "taking" 24 ms: preempted). So: the 99th percentile under ~20 ms, the worst under
+    # What the other client saw. On a quiet machine every PING stays under ~20 ms (worst
+    # 9-15 ms, p99 3-5 ms when measured); on 2 cores shared with other work the scheduler
+    # alone delays some (a CI run saw p99 20.2 ms with nothing in the 20 ms slowlog: the
+    # nodes were preempted, not blocked). So: the 99th percentile under ~20 ms plus what
+    # the machine's own noise added to the harmless baseline's, the worst under
     # MAX_STALL_MS, and Redis's own latency monitor never saw its event loop held that
     # long (the old single take-and-delete script held it ~750 ms).
+    p99, busy_p99 = waits[len(waits) * 99 // 100], busy[len(busy) * 99 // 100]
     seen = (
-        f"PING waits: worst {waits[-1]:.1f} ms, p99 {waits[len(waits) * 99 // 100]:.1f} ms; "
-        f"during as busy harmless reads: worst {busy[-1]:.1f} ms; slowlog {slow}"
+        f"PING waits: worst {waits[-1]:.1f} ms, p99 {p99:.1f} ms; during as busy harmless "
+        f"reads: worst {busy[-1]:.1f} ms, p99 {busy_p99:.1f} ms; slowlog {slow}"
     )
     assert blocked == [[] for _ in monitors], (blocked, seen)
-    assert waits[len(waits) * 99 // 100] < MAX_PING_MS, seen
+    assert p99 < MAX_PING_MS + busy_p99, seen
     assert waits[-1] < max(MAX_STALL_MS, 2 * busy[-1]), seen

@@ -59,10 +59,11 @@ BOOKKEEPING = (ROOT_SHARD, TAG_SHARD, ROOT_RECORD, TAG_RECORD)
 DRAIN_BATCH = 250
 # Drain scripts per shard in one call at most; past it the call raises (retry it).
 MAX_DRAINS = 100_000
-# Drain scripts per pipeline: a server runs a pipeline's commands back to back, so at
-# most about 10 ms of work (32 unknown shards over a Cluster's primaries, 8 known full).
-FIRST_PIPE = 32
-FULL_PIPE = 8
+# Drain scripts per pipeline: a server runs a pipeline's commands back to back, so a
+# few milliseconds of work at most (16 unknown shards over a Cluster's primaries, 4
+# known full: 1,000 members), whatever else shares the machine.
+FIRST_PIPE = 16
+FULL_PIPE = 4
 # Entries per write script (set_many on one slot): bounds one script's run time.
 ENTRIES_PER_SCRIPT = 100
 # One write in SWEEP_EVERY prunes SWEEP_SIZE members of each index it joins.
