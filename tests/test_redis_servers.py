@@ -16,6 +16,7 @@ from redis.cluster import RedisCluster as ClusterClient
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from tests.conftest import wait_until
 from tests.redis_servers import (
     HOST,
     RedisCluster,
@@ -129,7 +130,13 @@ def test_cluster_spreads_100_keys_over_three_primaries(cluster: RedisCluster) ->
     owners = {cluster.primary_for_key(key).port for key in keys}
     assert owners == {p.port for p in primaries}
     assert sum(p.client().dbsize() for p in primaries) == 100
-    # Summed over all nodes: each SET ran on its primary and again on the replica.
+    # Summed over all nodes: each SET ran on its primary and again on the replica (which
+    # applies it asynchronously, so wait for replication to catch up).
+    wait_until(
+        lambda: cluster.commandstats()["set"] - before.get("set", 0) == 200,
+        timeout=10,
+        what="every SET replicated",
+    )
     assert cluster.commandstats()["set"] - before.get("set", 0) == 200
     client.close()
 
