@@ -58,6 +58,11 @@ def _sync_client_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
         "execute_command",
         refuse(redis.cluster.RedisCluster.execute_command),
     )
+    # The backend's short way to a single server (``backend.direct``) takes a sync
+    # pooled connection without ``execute_command``.
+    monkeypatch.setattr(
+        redis.ConnectionPool, "get_connection", refuse(redis.ConnectionPool.get_connection)
+    )
 
 
 _in_async_scenario = threading.Event()

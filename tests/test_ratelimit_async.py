@@ -66,6 +66,9 @@ def _sync_paths_refuse(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "execute_command",
         refuse(redis.cluster.RedisCluster.execute_command),
     )
+    monkeypatch.setattr(  # the backend's short way to a single server (backend.direct)
+        redis.ConnectionPool, "get_connection", refuse(redis.ConnectionPool.get_connection)
+    )
     yield
     _guarded.clear()
 

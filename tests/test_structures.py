@@ -754,6 +754,7 @@ def sync_client_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     for klass, method in (
         (redis.Redis, "execute_command"),
         (redis.cluster.RedisCluster, "execute_command"),
+        (redis.ConnectionPool, "get_connection"),  # the backend's short way (backend.direct)
         (redis.client.Pipeline, "execute"),
         (redis.cluster.ClusterPipeline, "execute"),
     ):

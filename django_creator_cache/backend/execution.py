@@ -27,9 +27,10 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..exceptions import CacheUnavailable, CircuitOpen
+from .direct import command_sender
 from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS
 from .scripts import LuaScript
 
@@ -264,6 +265,7 @@ class Executor:
     __slots__ = (
         "_aclient",
         "_client",
+        "_command",
         "_sync_client",
         "alias",
         "cluster",
@@ -291,6 +293,7 @@ class Executor:
         self._client = client
         self._aclient = aclient
         self._sync_client: Any = None
+        self._command: Callable[..., Any] | None = None
 
     def _sync(self) -> Any:
         """The alias's sync client, built on first use (and kept: the hot path asks often)."""
@@ -298,6 +301,13 @@ class Executor:
         if client is None:
             client = self._sync_client = self._client()
         return client
+
+    def _sender(self) -> Callable[..., Any]:
+        """How a command tuple goes to the sync client (``direct.command_sender``)."""
+        command = self._command
+        if command is None:
+            command = self._command = command_sender(self._sync())
+        return command
 
     # -- the two runners: everything else is shared ------------------------------------------
 
@@ -311,8 +321,11 @@ class Executor:
         breaker = runtime.breaker
         if not breaker.opened_at and (type(request) is tuple or not isinstance(request, Local)):
             try:
-                to = client or self._sync_client or self._sync()
-                reply = to.execute_command(*request) if type(request) is tuple else request.send(to)  # type: ignore[union-attr]
+                if type(request) is tuple:
+                    send = client.execute_command if client else self._command or self._sender()
+                    reply = send(*request)
+                else:
+                    reply = request.send(client or self._sync_client or self._sync())  # type: ignore[union-attr]
             except BaseException as exc:
                 return self._failed(exc, operation, request, errors)
             if breaker.failures:
@@ -375,7 +388,7 @@ class Executor:
             if type(request) is tuple:
                 if self.runtime.breaker.opened_at and (refused := self._admit(operation)):
                     return refused
-                reply = (client or self._sync()).execute_command(*request)
+                reply = (client.execute_command if client else self._sender())(*request)
             elif isinstance(request, Local):
                 return _local(request.send, None)
             else:
@@ -431,7 +444,8 @@ class Executor:
         if (
             isinstance(exc, ResponseError)
             and not isinstance(exc, OUTAGE_ERRORS)
-            and (errors or getattr(request, "errors", False))
+            # A server without a script answered: the caller sends its source.
+            and (errors or getattr(request, "errors", False) or isinstance(exc, NoScriptError))
         ):
             self._answered(None)
             return Thrown(Unavailable(exc, answered=True))

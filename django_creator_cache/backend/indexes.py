@@ -8,7 +8,8 @@ whole). Every member scores 0, so the members under any deeper prefix are one le
 range: ``invalidate_prefix("campaigns:user-1")`` is the range
 ``[user-1: .. (user-1;`` of that index. A tag has an index of the same shape
 holding the user keys. One member per entry, whatever its depth: the write adds it
-in the same Lua script as its ``SET`` (one round trip, atomic).
+in the same Lua script as its ``SET`` (one round trip, atomic; the common case, one
+index and nothing to sweep, has a script of its own that does only that).
 
 On Redis Cluster an index is split into *shards*, one per slot in use: the shard of
 an entry carries a hash tag that maps to the entry's own slot, so the write script
@@ -71,6 +72,8 @@ SWEEP_EVERY = 8
 # Seconds a process trusts that a (record, slot) it wrote is still there.
 MEMO_SECONDS = 60.0
 SLOTS = 16384
+# The expiry of an index shard that holds an entry without one (a century).
+FOREVER_PX = 100 * 365 * 86_400_000
 
 
 def track_prefixes(*roots: str) -> None:
@@ -302,9 +305,11 @@ _lives: dict[tuple[str, str], tuple[float, float]] = {}
 
 
 def shard_px(px: int | None) -> int:
-    """How long a shard is made to live for an entry living ``px`` ms (0: no expiry): a
-    quarter more, so that a process pushes a busy shard's expiry out now and then only."""
-    return 0 if px is None else px + px // 4
+    """How long a shard is made to live for an entry living ``px`` ms: a quarter more, so
+    that a process pushes a busy shard's expiry out now and then only. An entry without
+    expiry makes it live ``FOREVER_PX`` (every shard has an expiry: the scripts set and
+    push one without a case for "none")."""
+    return FOREVER_PX if px is None else px + px // 4
 
 
 def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:

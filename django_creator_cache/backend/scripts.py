@@ -122,9 +122,26 @@ local function full_of(m, base, sep, skip)
 end
 """
 
+# One entry in one shard, nothing swept: ``WRITE``'s common case with its work alone (a
+# script's run time is mostly reading its arguments). KEYS: the entry, its shard. ARGV:
+# value, member, the shard's life, '1' to push its expiry out, then SET's options.
+# Reply as WRITE's.
+WRITE_ONE = LuaScript(
+    """
+local ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 5))
+if not ok then return {0} end
+if redis.call('ZADD', KEYS[2], 0, '', 0, ARGV[2]) == 2 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return {2}
+end
+if ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[3], 'GT') end
+return {1}
+"""
+)
+
 # Entries of one slot: SET each and add it to its root's and tags' shards, atomically.
 # KEYS per entry: the entry, then its shards (root first). ARGV: px (0: none), '' / NX / XX,
-# sweep fraction (-1: none), base, sep, the shards' life (0: none), then per entry: value,
+# sweep fraction (-1: none), base, sep, the shards' life, then per entry: value,
 # root member, tag member, "<root><sep>", number of root shards (0/1), number of tag
 # shards, '1' to push its shards' expiry out (this process has not lately).
 # A new shard gets the placeholder member "" (never drained, so a drained shard stays
@@ -177,10 +194,9 @@ while a <= #ARGV do
       if j <= nroot then m, skip = ARGV[a + 1], ARGV[a + 3] end
       if redis.call('ZADD', shard, 0, '', 0, m) == 2 then  -- a new shard
         flag = 2
-        if spx > 0 then redis.call('PEXPIRE', shard, spx) end
+        redis.call('PEXPIRE', shard, spx)
       elseif push then
-        if spx > 0 then redis.call('PEXPIRE', shard, spx, 'GT')
-        else redis.call('PERSIST', shard) end
+        redis.call('PEXPIRE', shard, spx, 'GT')
       end
       if prune then prune(shard, skip) end
     end

@@ -33,7 +33,7 @@ from ..indexes import (
     sweep_rank,
     to_bytes,
 )
-from ..scripts import DRAIN, RECORD, WRITE, LuaScript
+from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE, LuaScript
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -122,27 +122,39 @@ def record_calls(pairs: Iterable[tuple[str, int]], px: int | None) -> list[tuple
 Item = tuple[str, str, Any, int]
 
 
-def write(
-    cache: Backend, items: Sequence[Item], px: int | None, mode: str, tags: tuple[str, ...]
-) -> Steps[list[bool]]:
-    """Store ``items`` (``mode`` "", "NX" or "XX"), each with its index memberships in one
-    atomic script; on a Cluster the slots' records first (when this process has not
-    written them lately). Returns, per item, whether it was stored."""
-    n = names(cache)
-    track = cache.options.track_writes
-    sep = n.sep
-    if len(items) == 1 and n.single_slot:  # one entry, one server: the hot path
-        key, full, value, version = items[0]
-        root = n.root_of(key) if track else None
+class Indexed:
+    """One entry written with its index memberships on one server (not a Cluster): the
+    ``WRITE`` script's keys and arguments, and what this process remembers after."""
+
+    __slots__ = ("args", "keys", "push", "px", "script")
+
+    def __init__(self, cache: Backend, item: Item, px: int | None, mode: str, tags: Any) -> None:
+        n = names(cache)
+        key, full, value, version = item
+        sep = n.sep
+        root = n.root_of(key) if cache.options.track_writes else None
         keys: list[str] = [full]
         if root:
             keys.append(n.shard(ROOT_SHARD, root, None))
         keys += [n.shard(TAG_SHARD, tag, None) for tag in tags]
-        push = extend(cache, keys[1:], px)
-        args: list[Any] = [
+        self.keys = keys
+        self.px = px
+        self.push = push = extend(cache, keys[1:], px)
+        sweep = sweep_rank()
+        if len(keys) == 2 and sweep < 0:  # the common case: one shard, no sweep
+            self.script = WRITE_ONE
+            member = n.member(key, full, version, len(root) + len(sep) if root else 0)
+            self.args = [value, member, shard_px(px), push]
+            if px is not None:
+                self.args += ("PX", px)
+            if mode:
+                self.args.append(mode)
+            return
+        self.script = WRITE
+        self.args = [
             px or 0,
             mode,
-            sweep_rank(),
+            sweep,
             n.base,
             sep,
             shard_px(px),
@@ -154,10 +166,35 @@ def write(
             len(tags),
             push,
         ]
-        flag = (yield Script(WRITE, keys, args))[0]
-        if flag == 2 or (flag and push == "1"):
-            extended(cache, keys[1:], px)
-        return [bool(flag)]
+
+    def command(self) -> tuple[Any, ...]:
+        """The ``EVALSHA`` command (a one-request operation sends it as it is)."""
+        return self.script.command(self.keys, self.args)
+
+    def request(self) -> Script:
+        return Script(self.script, self.keys, self.args)
+
+    def stored(self, cache: Backend, reply: Any) -> bool:
+        """Whether the entry was stored (``reply`` is the script's); remembers the
+        shards' expiry when the script pushed it or made a shard."""
+        flag = reply[0]
+        if flag == 2 or (flag and self.push == "1"):
+            extended(cache, self.keys[1:], self.px)
+        return bool(flag)
+
+
+def write(
+    cache: Backend, items: Sequence[Item], px: int | None, mode: str, tags: tuple[str, ...]
+) -> Steps[list[bool]]:
+    """Store ``items`` (``mode`` "", "NX" or "XX"), each with its index memberships in one
+    atomic script; on a Cluster the slots' records first (when this process has not
+    written them lately). Returns, per item, whether it was stored."""
+    n = names(cache)
+    track = cache.options.track_writes
+    sep = n.sep
+    if len(items) == 1 and n.single_slot:  # one entry, one server
+        one = Indexed(cache, items[0], px, mode, tags)
+        return [one.stored(cache, (yield one.request()))]
     roots = [n.root_of(key) if track else None for key, _, _, _ in items]
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []

@@ -45,14 +45,18 @@ def _ask_set(
     encoded = cache.codec.encode(value, full)
     px = cache.px(timeout)
     cache.forget_local((full,))
-    state = (full, encoded, px, nx, tracing())
     if (
         (px is not None and px <= 0)
         or tag_list
         or (cache.key_separator in text and cache.options.track_writes)
     ):
-        number = cache.version if version is None else version
-        return _set_steps(cache, state, (text, full, encoded, number), xx, tag_list)
+        item = (text, full, encoded, cache.version if version is None else version)
+        if (px is None or px > 0) and indexes.names(cache).single_slot:
+            mode = "NX" if nx else "XX" if xx else ""
+            one = indexing.Indexed(cache, item, px, mode, tag_list)
+            return one.command(), (full, encoded, px, nx, tracing(), one)
+        return _set_steps(cache, (full, encoded, px, nx, tracing(), None), item, xx, tag_list)
+    state = (full, encoded, px, nx, tracing(), None)
     args: tuple[Any, ...] = ("SET", full, encoded)
     if px is not None:
         args += ("PX", px)
@@ -75,12 +79,15 @@ def _ask_add(
     return _ask_set(cache, key, value, timeout, version, nx=True, tags=tags)
 
 
-# What a set keeps from its request to the reply: full key, encoded value, px, nx, start.
-_Set = tuple[str, Any, "int | None", bool, float]
+# What a set keeps from its request to the reply: full key, encoded value, px, nx, start,
+# and the indexed write when the request is its script.
+_Set = tuple[str, Any, "int | None", bool, float, "indexing.Indexed | None"]
 
 
 def _stored(cache: Backend, stored: Any, state: _Set) -> bool:
-    full, _, _, nx, started = state
+    full, _, _, nx, started, indexed = state
+    if indexed is not None:
+        stored = indexed.stored(cache, stored)
     cache.forget_tier((full,))
     cache.runtime.counters.sets += 1
     if started:
@@ -91,7 +98,7 @@ def _stored(cache: Backend, stored: Any, state: _Set) -> bool:
 def _unstored(cache: Backend, exc: Unavailable, state: _Set) -> bool:
     """Redis did not take it: while the circuit is open, the local fallback keeps it
     (``add`` only if the fallback has no value there)."""
-    full, encoded, px, nx, _ = state
+    full, encoded, px, nx, _, _ = state
     cache.forget_tier((full,))
     fallback = cache.runtime.fallback
     blocked = isinstance(exc.cause, CircuitOpen) and fallback is not None
@@ -104,7 +111,7 @@ def _set_steps(
     cache: Backend, state: _Set, item: indexing.Item, xx: bool, tag_list: tuple[str, ...]
 ) -> Steps[bool]:
     """A write that is not one plain ``SET``: a timeout that deletes, or an indexed entry."""
-    full, _, px, nx, _ = state
+    full, _, px, nx, _, _ = state
     try:
         if px is not None and px <= 0:
             if nx:
