@@ -220,6 +220,35 @@ def test_expired_members_are_pruned_by_later_writes(redis_server: Any, settings:
     time.sleep(0.1)
     for i in range(400):
         cache.set(f"prune:new{i}", i)
-    # 400 writes, one in four sweeping 16 members from a random rank: most dead ones went.
+    # 400 writes, one in 16 sweeping 32 members from a random rank: most dead ones went.
     assert client.zcard(shard) < 400 + 100
     assert cache.invalidate_prefix("prune") == 400
+
+
+# -- a flush behind the package's back -------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["sync", "async"])
+def test_a_write_after_an_outside_flush_is_still_invalidated(cache: Any, side: str) -> None:
+    """The process remembers the indexes it wrote (their shards, on a Cluster their slot
+    records) for a while; a FLUSHALL done with another client empties them under it. The
+    next write finds its shard gone and writes what the invalidation reads again."""
+    for key in ("heal:1", "heal:2", "heal:3"):
+        cache.set(key, 1, timeout=600, tags="healed")
+    flush(cache)
+    if side == "sync":
+        cache.set("heal:1", 2, timeout=600, tags="healed")
+        cache.set("heal:4", 2, timeout=600)
+    else:
+        import asyncio
+
+        async def write() -> None:
+            await cache.aset("heal:1", 2, timeout=600, tags="healed")
+            await cache.aset("heal:4", 2, timeout=600)
+
+        asyncio.run(write())
+    assert cache.invalidate_prefix("heal") == 2
+    assert cache.get("heal:1") is None and cache.get("heal:4") is None
+    cache.set("heal:1", 3, timeout=600, tags="healed")
+    assert cache.invalidate_tags("healed") == 1
+    assert cache.get("heal:1") is None

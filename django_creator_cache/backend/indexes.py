@@ -68,7 +68,7 @@ FULL_PIPE = 4
 # Entries per write script (set_many on one slot): bounds one script's run time.
 ENTRIES_PER_SCRIPT = 100
 # One write in SWEEP_EVERY prunes SWEEP_SIZE members of each index it joins.
-SWEEP_EVERY = 8
+SWEEP_EVERY = 16
 # Seconds a process trusts that a (record, slot) it wrote is still there.
 MEMO_SECONDS = 60.0
 SLOTS = 16384
@@ -368,4 +368,5 @@ def record_px(px: int) -> int:
 def sweep_rank() -> float:
     """A random fraction for one write in ``SWEEP_EVERY`` (the script prunes from there),
     else -1."""
-    return random.random() if random.randrange(SWEEP_EVERY) == 0 else -1
+    draw = random.random() * SWEEP_EVERY
+    return draw if draw < 1 else -1

@@ -101,7 +101,7 @@ return live
 # -- invalidation indexes (``indexes``) ------------------------------------------------
 
 # Members one sweeping write checks in each index it joins.
-SWEEP_SIZE = 16
+SWEEP_SIZE = 32
 
 # The full Redis key of a member (see ``Names.member``): ``base`` is "<KEY_PREFIX><sep>",
 # ``skip`` the "<root><sep>" a root's index leaves out ("" in a tag's).

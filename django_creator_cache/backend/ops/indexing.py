@@ -123,22 +123,49 @@ Item = tuple[str, str, Any, int]
 
 
 class Indexed:
-    """One entry written with its index memberships on one server (not a Cluster): the
-    ``WRITE`` script's keys and arguments, and what this process remembers after."""
+    """One entry written with its index memberships in one script call: the script, its
+    keys and arguments, and what this process remembers after. On a Cluster the shards
+    are the entry's slot's, and ``ready`` says whether the slot's records are known to
+    be written (else the write takes ``write``'s steps, which write them first)."""
 
-    __slots__ = ("args", "keys", "push", "px", "script")
+    __slots__ = ("args", "keys", "push", "px", "records", "script")
 
-    def __init__(self, cache: Backend, item: Item, px: int | None, mode: str, tags: Any) -> None:
+    @classmethod
+    def ready(
+        cls, cache: Backend, item: Item, px: int | None, mode: str, tags: tuple[str, ...]
+    ) -> Indexed | None:
+        n = names(cache)
+        if not n.sharded():
+            return cls(cache, item, px, mode, tags, None, [])
+        slot = slot_of(to_bytes(item[1]))
+        root = n.root_of(item[0]) if cache.options.track_writes else None
+        records = [(n.record(ROOT_RECORD, root), slot)] if root else []
+        records += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+        if needed_records(cache, records, px):
+            return None
+        return cls(cache, item, px, mode, tags, slot, records)
+
+    def __init__(
+        self,
+        cache: Backend,
+        item: Item,
+        px: int | None,
+        mode: str,
+        tags: tuple[str, ...],
+        slot: int | None,
+        records: list[tuple[str, int]],
+    ) -> None:
         n = names(cache)
         key, full, value, version = item
         sep = n.sep
         root = n.root_of(key) if cache.options.track_writes else None
         keys: list[str] = [full]
         if root:
-            keys.append(n.shard(ROOT_SHARD, root, None))
-        keys += [n.shard(TAG_SHARD, tag, None) for tag in tags]
+            keys.append(n.shard(ROOT_SHARD, root, slot))
+        keys += [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         self.keys = keys
         self.px = px
+        self.records = records
         self.push = push = extend(cache, keys[1:], px)
         sweep = sweep_rank()
         if len(keys) == 2 and sweep < 0:  # the common case: one shard, no sweep
@@ -182,6 +209,20 @@ class Indexed:
             extended(cache, self.keys[1:], self.px)
         return bool(flag)
 
+    def healing(self, cache: Backend, reply: Any) -> Steps[None] | None:
+        """On a Cluster, a shard the script made anew although this process believed its
+        records written (a flush behind its back): the records may be gone too, so they
+        are written again before the write returns (these steps); else None."""
+        if reply[0] != 2 or not self.records:
+            return None
+        return _record(cache, self.records, self.px)
+
+
+def _record(cache: Backend, pairs: list[tuple[str, int]], px: int | None) -> Steps[None]:
+    calls = record_calls(pairs, px)
+    yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+    remember_records(cache, pairs, px)
+
 
 def write(
     cache: Backend, items: Sequence[Item], px: int | None, mode: str, tags: tuple[str, ...]
@@ -192,9 +233,12 @@ def write(
     n = names(cache)
     track = cache.options.track_writes
     sep = n.sep
-    if len(items) == 1 and n.single_slot:  # one entry, one server
-        one = Indexed(cache, items[0], px, mode, tags)
-        return [one.stored(cache, (yield one.request()))]
+    if len(items) == 1 and (one := Indexed.ready(cache, items[0], px, mode, tags)):
+        reply = yield one.request()
+        healing = one.healing(cache, reply)
+        if healing is not None:
+            yield from healing
+        return [one.stored(cache, reply)]
     roots = [n.root_of(key) if track else None for key, _, _, _ in items]
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []
@@ -279,9 +323,7 @@ def write(
                 pairs.append((n.record(ROOT_RECORD, root), slot))
             heal += [pair for pair in pairs if pair not in done]
         if heal:
-            calls = record_calls(dict.fromkeys(heal), px)
-            yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
-            remember_records(cache, heal, px)
+            yield from _record(cache, list(dict.fromkeys(heal)), px)
     return stored
 
 

@@ -15,7 +15,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
-from ..single import One
+from ..single import More, One
 from . import indexing
 from .common import delete_keys, trace, tracing
 
@@ -51,9 +51,10 @@ def _ask_set(
         or (cache.key_separator in text and cache.options.track_writes)
     ):
         item = (text, full, encoded, cache.version if version is None else version)
-        if (px is None or px > 0) and indexes.names(cache).single_slot:
-            mode = "NX" if nx else "XX" if xx else ""
-            one = indexing.Indexed(cache, item, px, mode, tag_list)
+        mode = "NX" if nx else "XX" if xx else ""
+        if (px is None or px > 0) and (
+            one := indexing.Indexed.ready(cache, item, px, mode, tag_list)
+        ):
             return one.command(), (full, encoded, px, nx, tracing(), one)
         return _set_steps(cache, (full, encoded, px, nx, tracing(), None), item, xx, tag_list)
     state = (full, encoded, px, nx, tracing(), None)
@@ -84,15 +85,34 @@ def _ask_add(
 _Set = tuple[str, Any, "int | None", bool, float, "indexing.Indexed | None"]
 
 
+def _answered(cache: Backend, reply: Any, state: _Set) -> bool | More:
+    """A set's reply: ``SET``'s, or the indexed write's script's."""
+    indexed = state[5]
+    if indexed is None:
+        return _stored(cache, reply, state)
+    healing = indexed.healing(cache, reply)
+    stored = indexed.stored(cache, reply)
+    if healing is not None:
+        return More(_healed(cache, healing, stored, state))
+    return _stored(cache, stored, state)
+
+
 def _stored(cache: Backend, stored: Any, state: _Set) -> bool:
-    full, _, _, nx, started, indexed = state
-    if indexed is not None:
-        stored = indexed.stored(cache, stored)
+    full, _, _, nx, started, _ = state
     cache.forget_tier((full,))
     cache.runtime.counters.sets += 1
     if started:
         trace("add" if nx else "set", full, "stored" if stored else "not stored", started)
     return bool(stored)
+
+
+def _healed(cache: Backend, healing: Steps[None], stored: bool, state: _Set) -> Steps[bool]:
+    """The write's records written again (``Indexed.healing``), then its outcome."""
+    try:
+        yield from healing
+    except Unavailable as exc:
+        return _unstored(cache, exc, state)
+    return _stored(cache, stored, state)
 
 
 def _unstored(cache: Backend, exc: Unavailable, state: _Set) -> bool:
@@ -128,8 +148,8 @@ def _set_steps(
     return _stored(cache, stored, state)
 
 
-set_ = One("set", _ask_set, _stored, _unstored)
-add = One("add", _ask_add, _stored, _unstored)
+set_ = One("set", _ask_set, _answered, _unstored)
+add = One("add", _ask_add, _answered, _unstored)
 
 
 def set_many(
