@@ -25,8 +25,9 @@ Rows no peer has (``ttl``, ``expire``) are run by the candidates that have them;
 rate-limit check is ours (``Limiter.hit``, sliding and fixed window) beside
 django-ratelimit's ``is_ratelimited`` (add + incr) on the peers; the page hit is
 ``cache_response`` beside Django's ``cache_page`` on the peers (a view behind Django's
-WSGI handler, no middleware); the tracked write is ``cache.set("news:<n>", v, tags=[...])``
-under a tracked prefix beside a plain ``set`` of the same key on the peers.
+WSGI handler, no middleware); the tracked writes are ``cache.set("news:<n>", v)`` (its
+root's index) and ``cache.set("news:<n>", v, tags=[...])`` (three indexes) beside a plain
+``set`` of the same key on the peers.
 
 Run from the repository root::
 
@@ -186,6 +187,13 @@ def feature_rows(caches: dict[str, Any]) -> Rows:
     rows["page hit (2 KB)"] = pages
     value = payload(100)
     counter = itertools.count()
+    rows["tracked write (set news:<n>)"] = {
+        "ours": lambda: caches["ours"].set(f"news:{next(counter) % 100}", value, TIMEOUT),
+        "django-redis": lambda: caches["django-redis"].set(
+            f"news:{next(counter) % 100}", value, TIMEOUT
+        ),
+        "django": lambda: caches["django"].set(f"news:{next(counter) % 100}", value, TIMEOUT),
+    }
     rows["tracked write (set news:<n> with 2 tags)"] = {
         "ours": lambda: caches["ours"].set(
             f"news:{next(counter) % 100}", value, TIMEOUT, tags=["news", "front"]

@@ -301,7 +301,7 @@ def forget_records(cache: Backend) -> None:
 
 
 # (alias location, shard) -> (trusted until, monotonic; the shard lives at least until, ms)
-_lives: dict[tuple[str, str], tuple[float, float]] = {}
+_lives: dict[tuple[str, str], tuple[float, float]] = {}  # (trusted until, lives until): monotonic
 
 
 def shard_px(px: int | None) -> int:
@@ -316,7 +316,8 @@ def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:
     """'1' unless this process made every one of ``shards`` live past an entry of ``px``
     ms lately (``MEMO_SECONDS``): then the write script leaves their expiry alone."""
     location = names(cache).location
-    now, needed = time.monotonic(), float("inf") if px is None else now_ms() + px
+    now = time.monotonic()  # one clock for both: the memo measures durations from now
+    needed = float("inf") if px is None else now + px / 1000
     for shard in shards:
         memo = _lives.get((location, shard))
         if memo is None or memo[0] < now or memo[1] < needed:
@@ -328,8 +329,9 @@ def extended(cache: Backend, shards: Iterable[str], px: int | None) -> None:
     location = names(cache).location
     if len(_lives) > 100_000:
         _lives.clear()
-    until = float("inf") if px is None else now_ms() + shard_px(px)
-    trusted = time.monotonic() + MEMO_SECONDS
+    now = time.monotonic()
+    until = float("inf") if px is None else now + shard_px(px) / 1000
+    trusted = now + MEMO_SECONDS
     for shard in shards:
         _lives[(location, shard)] = (trusted, until)
 

@@ -123,19 +123,25 @@ end
 """
 
 # One entry in one shard, nothing swept: ``WRITE``'s common case with its work alone (a
-# script's run time is mostly reading its arguments). KEYS: the entry, its shard. ARGV:
-# value, member, the shard's life, '1' to push its expiry out, then SET's options.
-# Reply as WRITE's.
+# script's run time is mostly reading its arguments, a command's packing is per
+# argument; numbers handed to redis.call are formatted back into strings, so none is).
+# KEYS: the entry, its shard. ARGV: value, member, the shard's life in ms (a leading "-":
+# also push its expiry out, this process has not lately), the entry's px ("0": none),
+# then NX or XX if any. Reply: 0 not stored, 1 stored, 2 stored in a new shard.
 WRITE_ONE = LuaScript(
     """
-local ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 5))
-if not ok then return {0} end
+local ok
+if ARGV[4] == '0' then ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 5))
+else ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4], unpack(ARGV, 5)) end
+if not ok then return 0 end
+local life, push = ARGV[3], string.byte(ARGV[3]) == 45
+if push then life = string.sub(life, 2) end
 if redis.call('ZADD', KEYS[2], 0, '', 0, ARGV[2]) == 2 then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return {2}
+  redis.call('PEXPIRE', KEYS[2], life)
+  return 2
 end
-if ARGV[4] == '1' then redis.call('PEXPIRE', KEYS[2], ARGV[3], 'GT') end
-return {1}
+if push then redis.call('PEXPIRE', KEYS[2], life, 'GT') end
+return 1
 """
 )
 
@@ -164,12 +170,19 @@ if sweep >= 0 then  -- only then are the helpers made (a write is the hot path)
     if swept[shard] then return end
     swept[shard] = true
     local start = math.floor(sweep * redis.call('ZCARD', shard))
+    local ms, fulls = {}, {}
     for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
     + str(SWEEP_SIZE - 1)
     + """)) do
-      if m ~= '' and redis.call('EXISTS', full_of(m, base, sep, skip)) == 0 then
-        redis.call('ZREM', shard, m)
+      if m ~= '' then
+        ms[#ms + 1] = m
+        fulls[#fulls + 1] = full_of(m, base, sep, skip)
       end
+    end
+    -- Mostly all alive: one EXISTS says so; else each is looked at.
+    if #fulls == 0 or redis.call('EXISTS', unpack(fulls)) == #fulls then return end
+    for i, full in ipairs(fulls) do
+      if redis.call('EXISTS', full) == 0 then redis.call('ZREM', shard, ms[i]) end
     end
   end
 end

@@ -20,6 +20,7 @@ from ..indexes import (
     ROOT_SHARD,
     TAG_RECORD,
     TAG_SHARD,
+    Names,
     extend,
     extended,
     lex_range,
@@ -118,6 +119,15 @@ def record_calls(pairs: Iterable[tuple[str, int]], px: int | None) -> list[tuple
     return [(RECORD, [record], [life, *slots]) for record, slots in by_record.items()]
 
 
+def one_args(value: Any, member: str, px: int | None, mode: str, push: str) -> list[Any]:
+    """``WRITE_ONE``'s arguments: one entry in one shard."""
+    life = shard_px(px)
+    args = [value, member, f"-{life}" if push == "1" else life, px or 0]
+    if mode:
+        args.append(mode)
+    return args
+
+
 # An entry to write: (user key as text, full Redis key, encoded value, version).
 Item = tuple[str, str, Any, int]
 
@@ -135,34 +145,33 @@ class Indexed:
         cls, cache: Backend, item: Item, px: int | None, mode: str, tags: tuple[str, ...]
     ) -> Indexed | None:
         n = names(cache)
-        if not n.sharded():
-            return cls(cache, item, px, mode, tags, None, [])
-        slot = slot_of(to_bytes(item[1]))
         root = n.root_of(item[0]) if cache.options.track_writes else None
+        if not n.sharded():
+            return cls(cache, n, item, root, px, mode, tags, None, [])
+        slot = slot_of(to_bytes(item[1]))
         records = [(n.record(ROOT_RECORD, root), slot)] if root else []
         records += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
         if needed_records(cache, records, px):
             return None
-        return cls(cache, item, px, mode, tags, slot, records)
+        return cls(cache, n, item, root, px, mode, tags, slot, records)
 
     def __init__(
         self,
         cache: Backend,
+        n: Names,
         item: Item,
+        root: str | None,
         px: int | None,
         mode: str,
         tags: tuple[str, ...],
         slot: int | None,
         records: list[tuple[str, int]],
     ) -> None:
-        n = names(cache)
         key, full, value, version = item
         sep = n.sep
-        root = n.root_of(key) if cache.options.track_writes else None
-        keys: list[str] = [full]
-        if root:
-            keys.append(n.shard(ROOT_SHARD, root, slot))
-        keys += [n.shard(TAG_SHARD, tag, slot) for tag in tags]
+        keys = [full, n.shard(ROOT_SHARD, root, slot)] if root else [full]
+        if tags:
+            keys += [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         self.keys = keys
         self.px = px
         self.records = records
@@ -171,11 +180,7 @@ class Indexed:
         if len(keys) == 2 and sweep < 0:  # the common case: one shard, no sweep
             self.script = WRITE_ONE
             member = n.member(key, full, version, len(root) + len(sep) if root else 0)
-            self.args = [value, member, shard_px(px), push]
-            if px is not None:
-                self.args += ("PX", px)
-            if mode:
-                self.args.append(mode)
+            self.args = one_args(value, member, px, mode, push)
             return
         self.script = WRITE
         self.args = [
@@ -204,7 +209,7 @@ class Indexed:
     def stored(self, cache: Backend, reply: Any) -> bool:
         """Whether the entry was stored (``reply`` is the script's); remembers the
         shards' expiry when the script pushed it or made a shard."""
-        flag = reply[0]
+        flag = reply if type(reply) is int else reply[0]  # WRITE_ONE's, or WRITE's
         if flag == 2 or (flag and self.push == "1"):
             extended(cache, self.keys[1:], self.px)
         return bool(flag)
@@ -213,7 +218,7 @@ class Indexed:
         """On a Cluster, a shard the script made anew although this process believed its
         records written (a flush behind its back): the records may be gone too, so they
         are written again before the write returns (these steps); else None."""
-        if reply[0] != 2 or not self.records:
+        if (reply if type(reply) is int else reply[0]) != 2 or not self.records:
             return None
         return _record(cache, self.records, self.px)
 
@@ -266,6 +271,20 @@ def write(
         tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         for start in range(0, len(ats), ENTRIES_PER_SCRIPT):
             chunk = ats[start : start + ENTRIES_PER_SCRIPT]
+            if len(chunk) == 1 and sweep < 0 and len(tag_shards) + bool(roots[chunk[0]]) == 1:
+                # One entry in one shard (a Cluster spreads a batch over its slots).
+                at = chunk[0]
+                key, full, value, version = items[at]
+                root = roots[at]
+                mine = [n.shard(ROOT_SHARD, root, slot)] if root else tag_shards
+                skip = len(root) + len(sep) if root else 0
+                push = pushes.get(tuple(mine), "") or extend(cache, mine, px)
+                pushes[tuple(mine)] = push
+                shards_of[at] = mine
+                member = n.member(key, full, version, skip)
+                calls.append((WRITE_ONE, [full, *mine], one_args(value, member, px, mode, push)))
+                order.append(at)
+                continue
             keys = []
             args = [px or 0, mode, sweep, n.base, sep, shard_px(px)]
             for at in chunk:
@@ -299,7 +318,7 @@ def write(
     else:
         replies = yield Scripts(calls)
     stored = [False] * len(items)
-    flags = [flag for reply in replies for flag in reply]
+    flags = [f for reply in replies for f in ((reply,) if type(reply) is int else reply)]
     new: list[int] = []
     lived: dict[str, None] = {}
     for at, flag in zip(order, flags, strict=True):
