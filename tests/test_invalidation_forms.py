@@ -252,3 +252,26 @@ def test_a_write_after_an_outside_flush_is_still_invalidated(cache: Any, side: s
     cache.set("heal:1", 3, timeout=600, tags="healed")
     assert cache.invalidate_tags("healed") == 1
     assert cache.get("heal:1") is None
+
+
+def test_an_entry_given_a_longer_life_stays_invalidatable(cache: Any) -> None:
+    """A write makes its root's index live a quarter past the entry; touching the entry to
+    a longer life (or none) takes the index along, else the index expired first and the
+    entry escaped every later invalidation."""
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    keys = [f"life:{name}" for name in ("touch", "expire", "pexpire", "persist", "at", "pat")]
+    for key in keys:
+        cache.set(key, 1, timeout=1)
+    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    assert cache.touch("life:touch", None)
+    assert cache.expire("life:expire", 60)
+    assert cache.pexpire("life:pexpire", 60_000)
+    assert cache.persist("life:persist")
+    assert cache.expire_at("life:at", later)
+    assert cache.pexpire_at("life:pat", later)
+    time.sleep(1.5)  # the writes' index life (1.25 s) is over
+    assert cache.get_many(keys) == dict.fromkeys(keys, 1)
+    assert cache.invalidate_prefix("life") == len(keys)
+    assert cache.get_many(keys) == {}

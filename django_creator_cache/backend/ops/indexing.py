@@ -119,6 +119,26 @@ def record_calls(pairs: Iterable[tuple[str, int]], px: int | None) -> list[tuple
     return [(RECORD, [record], [life, *slots]) for record, slots in by_record.items()]
 
 
+def lasting(cache: Backend, key: Any, full: str, life: int | None) -> list[tuple[Any, ...]]:
+    """What makes the root index of ``key`` (and on a Cluster its slot's record) live as
+    long as its entry will now: ``life`` ms, None for always. Nothing for an untracked
+    key, or a life that deletes the entry."""
+    if (life is not None and life <= 0) or not cache.options.track_writes:
+        return []
+    n = names(cache)
+    root = n.root_of(key if type(key) is str else str(key))
+    if not root:
+        return []
+    if not n.sharded():
+        return [("PEXPIRE", n.shard(ROOT_SHARD, root, None), shard_px(life), "GT")]
+    slot = slot_of(to_bytes(full))
+    record = n.record(ROOT_RECORD, root)
+    return [
+        ("PEXPIRE", n.shard(ROOT_SHARD, root, slot), shard_px(life), "GT"),
+        ("PERSIST", record) if life is None else ("PEXPIRE", record, record_px(life), "GT"),
+    ]
+
+
 def one_args(value: Any, member: str, px: int | None, mode: str, push: str) -> list[Any]:
     """``WRITE_ONE``'s arguments: one entry in one shard."""
     life = shard_px(px)
