@@ -4,8 +4,11 @@ declaration (or is turned off and scans instead). On a single server and a Clust
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -215,7 +218,6 @@ def test_expired_members_are_pruned_by_later_writes(redis_server: Any, settings:
     shard = indexes.names(cache).shard(indexes.ROOT_SHARD, "prune", None)
     client = cache.get_client()
     assert client.zcard(shard) == 300 + 1  # and the shard's placeholder
-    import time
 
     time.sleep(0.1)
     for i in range(400):
@@ -240,7 +242,6 @@ def test_a_write_after_an_outside_flush_is_still_invalidated(cache: Any, side: s
         cache.set("heal:1", 2, timeout=600, tags="healed")
         cache.set("heal:4", 2, timeout=600)
     else:
-        import asyncio
 
         async def write() -> None:
             await cache.aset("heal:1", 2, timeout=600, tags="healed")
@@ -258,13 +259,10 @@ def test_an_entry_given_a_longer_life_stays_invalidatable(cache: Any) -> None:
     """A write makes its root's index live a quarter past the entry; touching the entry to
     a longer life (or none) takes the index along, else the index expired first and the
     entry escaped every later invalidation."""
-    import time
-    from datetime import datetime, timedelta, timezone
-
     keys = [f"life:{name}" for name in ("touch", "expire", "pexpire", "persist", "at", "pat")]
     for key in keys:
         cache.set(key, 1, timeout=1)
-    later = datetime.now(timezone.utc) + timedelta(minutes=1)
+    later = datetime.now(UTC) + timedelta(minutes=1)
     assert cache.touch("life:touch", None)
     assert cache.expire("life:expire", 60)
     assert cache.pexpire("life:pexpire", 60_000)
