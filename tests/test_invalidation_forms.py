@@ -15,6 +15,7 @@ import pytest
 from django.core.cache import caches
 
 from django_creator_cache.backend import indexes
+from django_creator_cache.backend.ops import browse
 from django_creator_cache.decorators import cached
 from django_creator_cache.invalidation import track_prefixes
 from tests.conftest import cluster_entry, flush, single_entry
@@ -259,7 +260,8 @@ def test_an_entry_given_a_longer_life_stays_invalidatable(cache: Any) -> None:
     """A write makes its root's index live a quarter past the entry; touching the entry to
     a longer life (or none) takes the index along, else the index expired first and the
     entry escaped every later invalidation."""
-    keys = [f"life:{name}" for name in ("touch", "expire", "pexpire", "persist", "at", "pat")]
+    names = ("touch", "expire", "pexpire", "persist", "at", "pat", "browser")
+    keys = [f"life:{name}" for name in names]
     for key in keys:
         cache.set(key, 1, timeout=1)
     later = datetime.now(UTC) + timedelta(minutes=1)
@@ -269,6 +271,9 @@ def test_an_entry_given_a_longer_life_stays_invalidatable(cache: Any) -> None:
     assert cache.persist("life:persist")
     assert cache.expire_at("life:at", later)
     assert cache.pexpire_at("life:pat", later)
+    # the admin key browser's "expire" takes a full Redis key
+    full = cache.make_key("life:browser")
+    assert cache.run(browse.expire_key(cache, full, None), "expire_key") is True
     time.sleep(1.5)  # the writes' index life (1.25 s) is over
     assert cache.get_many(keys) == dict.fromkeys(keys, 1)
     assert cache.invalidate_prefix("life") == len(keys)

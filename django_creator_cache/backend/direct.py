@@ -18,21 +18,15 @@ from typing import Any
 class Direct:
     """``execute_command`` of a single-server client for commands without options."""
 
-    __slots__ = ("_callbacks", "_parse", "_pool")
+    __slots__ = ("_callbacks", "_pool")
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
-        self._callbacks = client.response_callbacks
-        # Reply callback per command name as sent: one dict lookup on the hot path.
-        self._parse: dict[Any, Callable[[Any], Any] | None] = {}
+        self._callbacks = client.response_callbacks  # read per call: it may change
 
     def __call__(self, *args: Any) -> Any:
         reply = _on_a_connection(self._pool, _one, args)
-        name = args[0]
-        try:
-            parse = self._parse[name]
-        except KeyError:
-            parse = self._parse[name] = self._callbacks.get(name)
+        parse = self._callbacks.get(args[0])
         return reply if parse is None else parse(reply)
 
 
@@ -50,6 +44,9 @@ def _on_a_connection(pool: Any, exchange: Callable[[Any, Any], Any], payload: An
             return exchange(conn, payload)
         except Exception as exc:  # what redis-py's retry policy retries, it retries
             return _retried(conn, exchange, payload, exc)
+        except BaseException:  # interrupted between sending and reading: a reply may be
+            conn.disconnect()  # on its way, for whoever took the connection next
+            raise
     finally:
         try:
             if conn.should_reconnect():

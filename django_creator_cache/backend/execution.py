@@ -129,13 +129,17 @@ class Call(Request):
 
 
 class Pipe(Request):
-    """Commands in one round trip per node (not a transaction); replies in order."""
+    """Commands in one round trip per node (not a transaction); replies in order.
 
-    __slots__ = ("commands",)
+    ``partial=True``: a command's error reply comes back in its place (the caller judges
+    which replies matter) instead of failing the request."""
 
-    def __init__(self, commands: Sequence[Sequence[Any]]) -> None:
+    __slots__ = ("commands", "partial")
+
+    def __init__(self, commands: Sequence[Sequence[Any]], partial: bool = False) -> None:
         super().__init__()
         self.commands = commands
+        self.partial = partial
 
     def _queued(self, client: Any) -> Any:
         pipe = pipeline(client)
@@ -144,10 +148,10 @@ class Pipe(Request):
         return pipe
 
     def send(self, client: Any) -> Any:
-        return self._queued(client).execute()
+        return self._queued(client).execute(raise_on_error=not self.partial)
 
     async def asend(self, client: Any) -> Any:
-        return await self._queued(client).execute()
+        return await self._queued(client).execute(raise_on_error=not self.partial)
 
 
 class Local(Request):
@@ -444,8 +448,12 @@ class Executor:
         if (
             isinstance(exc, ResponseError)
             and not isinstance(exc, OUTAGE_ERRORS)
-            # A server without a script answered: the caller sends its source.
-            and (errors or getattr(request, "errors", False) or isinstance(exc, NoScriptError))
+            and (
+                errors
+                or getattr(request, "errors", False)
+                # An EVALSHA command met a server without its script: the caller sends it.
+                or (isinstance(exc, NoScriptError) and type(request) is tuple)
+            )
         ):
             self._answered(None)
             return Thrown(Unavailable(exc, answered=True))

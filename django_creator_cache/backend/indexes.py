@@ -291,6 +291,13 @@ def slots_of(bitmap: bytes) -> list[int]:
 _recorded: dict[tuple[str, str, int], tuple[float, float]] = {}
 
 
+def forget_pairs(cache: Backend, pairs: Iterable[tuple[str, int]]) -> None:
+    """Drop this process's memory of these (record, slot) pairs: written again next time."""
+    location = names(cache).location
+    for record, slot in pairs:
+        _recorded.pop((location, record, slot), None)
+
+
 def forget_records(cache: Backend) -> None:
     """Drop this process's memory of the records of ``cache``'s location (``clear``)."""
     location = names(cache).location

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import indexes
 from ..execution import Pipe, Request, Steps, Unavailable
+from . import writes
 from .common import text
 
 if TYPE_CHECKING:
@@ -264,12 +265,14 @@ def delete_key(cache: Backend, key: str) -> Steps[bool]:
 
 
 def expire_key(cache: Backend, key: str, seconds: int | None) -> Steps[bool]:
-    """Give one key ``seconds`` to live (None: no expiry); False if it does not exist."""
+    """Give one key ``seconds`` to live (None: no expiry); False if it does not exist.
+    An entry's root index follows, as with ``touch`` (``writes.change_life``)."""
     within(cache, key)
+    owned = indexes.owned_pattern(cache)
+    found = owned.match(key) if owned is not None else None
+    user = key[found.end() :] if found and not key.startswith(indexes.names(cache).head) else ""
     if seconds is None:
-        exists, _ = yield Pipe([("EXISTS", key), ("PERSIST", key)])
-        changed = bool(exists)
-    else:
-        changed = bool((yield ("EXPIRE", key, max(int(seconds), 1))))
-    cache.forget_local([key])
-    return changed
+        request = Pipe([("PERSIST", key), ("EXISTS", key)])
+        return (yield from writes.change_life(cache, user, key, request, None))
+    life = max(int(seconds), 1)
+    return (yield from writes.change_life(cache, user, key, ("EXPIRE", key, life), life * 1000))

@@ -23,6 +23,7 @@ from ..indexes import (
     Names,
     extend,
     extended,
+    forget_pairs,
     lex_range,
     names,
     needed_records,
@@ -245,7 +246,11 @@ class Indexed:
 
 def _record(cache: Backend, pairs: list[tuple[str, int]], px: int | None) -> Steps[None]:
     calls = record_calls(pairs, px)
-    yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+    try:
+        yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
+    except Unavailable:  # the records may be missing: the next write to a slot writes them
+        forget_pairs(cache, pairs)
+        raise
     remember_records(cache, pairs, px)
 
 

@@ -247,15 +247,15 @@ def touch(
     full = cache.make_key(key, version)
     if px is None:
         request = Pipe([("PERSIST", full), ("EXISTS", full)])
-        return (yield from _expiry(cache, key, full, request, None))
-    return (yield from _expiry(cache, key, full, ("PEXPIRE", full, px), px))
+        return (yield from change_life(cache, key, full, request, None))
+    return (yield from change_life(cache, key, full, ("PEXPIRE", full, px), px))
 
 
 def expire(cache: Backend, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
     px = cache.px(timeout)
     full = cache.make_key(key, version)
     request = ("PERSIST", full) if px is None else ("PEXPIRE", full, px)
-    return (yield from _expiry(cache, key, full, request, px))
+    return (yield from change_life(cache, key, full, request, px))
 
 
 def pexpire(cache: Backend, key: Any, timeout: Any, version: int | None = None) -> Steps[bool]:
@@ -265,29 +265,29 @@ def pexpire(cache: Backend, key: Any, timeout: Any, version: int | None = None) 
     if timeout is DEFAULT_TIMEOUT:
         timeout = cache.default_timeout
     if timeout is None:
-        return (yield from _expiry(cache, key, full, ("PERSIST", full), None))
+        return (yield from change_life(cache, key, full, ("PERSIST", full), None))
     seconds = getattr(timeout, "total_seconds", None)
     ms = int(seconds() * 1000) if seconds is not None else int(timeout)
-    return (yield from _expiry(cache, key, full, ("PEXPIRE", full, ms), ms))
+    return (yield from change_life(cache, key, full, ("PEXPIRE", full, ms), ms))
 
 
 def expire_at(cache: Backend, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
     at = _timestamp(when, 1)
     life = at * 1000 - indexes.now_ms()
-    return (yield from _expiry(cache, key, full, ("EXPIREAT", full, at), life))
+    return (yield from change_life(cache, key, full, ("EXPIREAT", full, at), life))
 
 
 def pexpire_at(cache: Backend, key: Any, when: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
     at = _timestamp(when, 1000)
     life = at - indexes.now_ms()
-    return (yield from _expiry(cache, key, full, ("PEXPIREAT", full, at), life))
+    return (yield from change_life(cache, key, full, ("PEXPIREAT", full, at), life))
 
 
 def persist(cache: Backend, key: Any, version: int | None = None) -> Steps[bool]:
     full = cache.make_key(key, version)
-    return (yield from _expiry(cache, key, full, ("PERSIST", full), None))
+    return (yield from change_life(cache, key, full, ("PERSIST", full), None))
 
 
 def _timestamp(when: Any, per_second: int) -> int:
@@ -298,15 +298,15 @@ def _timestamp(when: Any, per_second: int) -> int:
     return int(when)
 
 
-def _expiry(cache: Backend, key: Any, full: str, request: Any, life: int | None) -> Steps[bool]:
+def change_life(cache: Backend, key: Any, full: str, request: Any, life: int | None) -> Steps[bool]:
     """Change ``full``'s life to ``life`` ms (None: always). Its root's index is made to
     live as long in the same round trip, so an invalidation still finds the entry (tag
     indexes keep the life of the write that tagged it). Its local copy goes whatever
     happens (its expiry changed)."""
     lasting = indexing.lasting(cache, key, full, life)
-    if lasting:
+    if lasting:  # the index's part is best effort: the entry's replies decide
         commands = list(request.commands) if type(request) is Pipe else [request]
-        request = Pipe([*commands, *lasting])
+        request = Pipe([*commands, *lasting], partial=True)
     try:
         reply = yield request
     except Unavailable:
@@ -315,4 +315,6 @@ def _expiry(cache: Backend, key: Any, full: str, request: Any, life: int | None)
         cache.forget_local((full,))
     if lasting:
         reply = reply[: -len(lasting)]
+        if any(isinstance(part, Exception) for part in reply):
+            return False
     return bool(reply[-1] if isinstance(reply, list) else reply)
