@@ -25,25 +25,25 @@ class Direct:
         self._callbacks = client.response_callbacks  # read per call: it may change
 
     def __call__(self, *args: Any) -> Any:
-        reply = _on_a_connection(self._pool, _one, args)
+        reply = _on_a_connection(self._pool, args)
         parse = self._callbacks.get(args[0])
         return reply if parse is None else parse(reply)
 
 
-def _one(conn: Any, args: Sequence[Any]) -> Any:
+def _exchange(conn: Any, args: Sequence[Any]) -> Any:
     conn.send_command(*args)
     return conn.read_response()
 
 
-def _on_a_connection(pool: Any, exchange: Callable[[Any, Any], Any], payload: Any) -> Any:
-    """``exchange(connection, payload)`` on a pooled connection, handed back after (and
+def _on_a_connection(pool: Any, args: Sequence[Any]) -> Any:
+    """``args`` sent and its reply read on a pooled connection, handed back after (and
     reconnected first when the server asked for it, as ``execute_command`` does)."""
     conn = pool.get_connection()
     try:
         try:
-            return exchange(conn, payload)
+            return _exchange(conn, args)
         except Exception as exc:  # what redis-py's retry policy retries, it retries
-            return _retried(conn, exchange, payload, exc)
+            return _retried(conn, args, exc)
         except BaseException:  # interrupted between sending and reading: a reply may be
             conn.disconnect()  # on its way, for whoever took the connection next
             raise
@@ -56,9 +56,7 @@ def _on_a_connection(pool: Any, exchange: Callable[[Any, Any], Any], payload: An
             pool.release(conn)
 
 
-def _retried(
-    conn: Any, exchange: Callable[[Any, Any], Any], payload: Any, first: BaseException
-) -> Any:
+def _retried(conn: Any, args: Sequence[Any], first: BaseException) -> Any:
     """The rest of redis-py's retry loop after a failed first attempt: the failure is
     replayed into ``conn.retry`` so its count, backoff and error filter apply as they
     would have inside ``execute_command`` (an error it does not retry comes out as is)."""
@@ -67,7 +65,7 @@ def _retried(
     def attempt() -> Any:
         if pending:
             raise pending.pop()
-        return exchange(conn, payload)
+        return _exchange(conn, args)
 
     return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
 
