@@ -307,8 +307,8 @@ def forget_records(cache: Backend) -> None:
         _lives.pop(life, None)
 
 
-# (alias location, shard) -> (trusted until, monotonic; the shard lives at least until, ms)
-_lives: dict[tuple[str, str], tuple[float, float]] = {}  # (trusted until, lives until): monotonic
+# (alias location, shard) -> (trusted until, the shard lives at least until): monotonic s
+_lives: dict[tuple[str, str], tuple[float, float]] = {}
 
 
 def shard_px(px: int | None) -> int:

@@ -168,13 +168,13 @@ class Indexed:
         n = names(cache)
         root = n.root_of(item[0]) if cache.options.track_writes else None
         if not n.sharded():
-            return cls(cache, n, item, root, px, mode, tags, None, [])
+            return cls(cache, n, item, root, px, mode, tags, None, [], sweep_rank())
         slot = slot_of(to_bytes(item[1]))
         records = [(n.record(ROOT_RECORD, root), slot)] if root else []
         records += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
         if needed_records(cache, records, px):
             return None
-        return cls(cache, n, item, root, px, mode, tags, slot, records)
+        return cls(cache, n, item, root, px, mode, tags, slot, records, sweep_rank())
 
     def __init__(
         self,
@@ -187,9 +187,9 @@ class Indexed:
         tags: tuple[str, ...],
         slot: int | None,
         records: list[tuple[str, int]],
+        sweep: float,
     ) -> None:
         key, full, value, version = item
-        sep = n.sep
         keys = [full, n.shard(ROOT_SHARD, root, slot)] if root else [full]
         if tags:
             keys += [n.shard(TAG_SHARD, tag, slot) for tag in tags]
@@ -197,28 +197,13 @@ class Indexed:
         self.px = px
         self.records = records
         self.push = push = extend(cache, keys[1:], px)
-        sweep = sweep_rank()
         if len(keys) == 2 and sweep < 0:  # the common case: one shard, no sweep
             self.script = WRITE_ONE
-            member = n.member(key, full, version, len(root) + len(sep) if root else 0)
+            member = n.member(key, full, version, len(root) + len(n.sep) if root else 0)
             self.args = one_args(value, member, px, mode, push)
             return
         self.script = WRITE
-        self.args = [
-            px or 0,
-            mode,
-            sweep,
-            n.base,
-            sep,
-            shard_px(px),
-            value,
-            n.member(key, full, version, len(root) + len(sep)) if root else "",
-            n.member(key, full, version, 0) if tags else "",
-            f"{root}{sep}" if root else "",
-            1 if root else 0,
-            len(tags),
-            push,
-        ]
+        self.args = [*write_head(n, px, mode, sweep), *entry_args(n, item, root, tags, push)]
 
     def command(self) -> tuple[Any, ...]:
         """The ``EVALSHA`` command (a one-request operation sends it as it is)."""
@@ -230,7 +215,7 @@ class Indexed:
     def stored(self, cache: Backend, reply: Any) -> bool:
         """Whether the entry was stored (``reply`` is the script's); remembers the
         shards' expiry when the script pushed it or made a shard."""
-        flag = reply if type(reply) is int else reply[0]  # WRITE_ONE's, or WRITE's
+        flag = _flag(reply)
         if flag == 2 or (flag and self.push == "1"):
             extended(cache, self.keys[1:], self.px)
         return bool(flag)
@@ -239,9 +224,36 @@ class Indexed:
         """On a Cluster, a shard the script made anew although this process believed its
         records written (a flush behind its back): the records may be gone too, so they
         are written again before the write returns (these steps); else None."""
-        if (reply if type(reply) is int else reply[0]) != 2 or not self.records:
+        if _flag(reply) != 2 or not self.records:
             return None
         return _record(cache, self.records, self.px)
+
+
+def _flag(reply: Any) -> int:
+    """The entry's flag in a one-entry script's reply (``WRITE_ONE``'s, or ``WRITE``'s)."""
+    return reply if type(reply) is int else reply[0]
+
+
+def write_head(n: Names, px: int | None, mode: str, sweep: float) -> list[Any]:
+    """``WRITE``'s arguments before its entries'."""
+    return [px or 0, mode, sweep, n.base, n.sep, shard_px(px)]
+
+
+def entry_args(
+    n: Names, item: Item, root: str | None, tags: tuple[str, ...], push: str
+) -> list[Any]:
+    """One entry's arguments to ``WRITE`` (its shards are among the keys, root first)."""
+    key, full, value, version = item
+    sep = n.sep
+    return [
+        value,
+        n.member(key, full, version, len(root) + len(sep)) if root else "",
+        n.member(key, full, version, 0) if tags else "",
+        f"{root}{sep}" if root else "",
+        1 if root else 0,
+        len(tags),
+        push,
+    ]
 
 
 def _record(cache: Backend, pairs: list[tuple[str, int]], px: int | None) -> Steps[None]:
@@ -262,7 +274,6 @@ def write(
     written them lately). Returns, per item, whether it was stored."""
     n = names(cache)
     track = cache.options.track_writes
-    sep = n.sep
     if len(items) == 1 and (one := Indexed.ready(cache, items[0], px, mode, tags)):
         reply = yield one.request()
         healing = one.healing(cache, reply)
@@ -296,46 +307,28 @@ def write(
         tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         for start in range(0, len(ats), ENTRIES_PER_SCRIPT):
             chunk = ats[start : start + ENTRIES_PER_SCRIPT]
-            if len(chunk) == 1 and sweep < 0 and len(tag_shards) + bool(roots[chunk[0]]) == 1:
-                # One entry in one shard (a Cluster spreads a batch over its slots).
+            if len(chunk) == 1:  # one entry (a Cluster spreads a batch over its slots)
                 at = chunk[0]
-                key, full, value, version = items[at]
-                root = roots[at]
-                mine = [n.shard(ROOT_SHARD, root, slot)] if root else tag_shards
-                skip = len(root) + len(sep) if root else 0
-                push = pushes.get(tuple(mine), "") or extend(cache, mine, px)
-                pushes[tuple(mine)] = push
-                shards_of[at] = mine
-                member = n.member(key, full, version, skip)
-                calls.append((WRITE_ONE, [full, *mine], one_args(value, member, px, mode, push)))
+                one = Indexed(cache, n, items[at], roots[at], px, mode, tags, slot, [], sweep)
+                shards_of[at] = one.keys[1:]
+                pushes[tuple(one.keys[1:])] = one.push
+                calls.append((one.script, one.keys, one.args))
                 order.append(at)
                 continue
             keys = []
-            args = [px or 0, mode, sweep, n.base, sep, shard_px(px)]
+            args = write_head(n, px, mode, sweep)
             for at in chunk:
-                key, full, value, version = items[at]
                 root = roots[at]
-                keys.append(full)
+                keys.append(items[at][1])
                 mine = list(tag_shards)
                 if root:
                     mine.insert(0, n.shard(ROOT_SHARD, root, slot))
-                    member = n.member(key, full, version, len(root) + len(sep))
-                else:
-                    member = ""
                 keys += mine
                 shards_of[at] = mine
                 push = pushes.get(tuple(mine), "")
                 if not push:
                     push = pushes[tuple(mine)] = extend(cache, mine, px)
-                args += [
-                    value,
-                    member,
-                    n.member(key, full, version, 0) if tags else "",
-                    f"{root}{sep}" if root else "",
-                    1 if root else 0,
-                    len(tags),
-                    push,
-                ]
+                args += entry_args(n, items[at], root, tags, push)
             calls.append((WRITE, keys, args))
             order += chunk
     if len(calls) == 1:
