@@ -125,6 +125,20 @@ def test_set_nx_is_not_resent(cut: Cut) -> None:
     assert cut.cache.get("a") == "first"
 
 
+def test_a_tracked_write_whose_reply_is_lost_stays_invalidatable(cut: Cut) -> None:
+    """One server writes an entry and its index membership as one MULTI/EXEC of commands
+    that may run twice: resent, answered. A Cluster's write script is not resent (the
+    write reports failure). Either way the entry is in its index exactly once."""
+    cache = cut.cache
+    cache.set("w:0", 0)
+    cache.set("w:1", "old")  # warm: connections, the script, the slot's records
+    when = b"MULTI" if cut.mode == "single" else b"EVALSHA"
+    assert cut.next_reply(lambda: cache.set("w:1", "v"), when) is (cut.mode == "single")
+    assert cache.get("w:1") == "v"
+    assert cache.invalidate_prefix("w") == 2
+    assert cache.get("w:1") is None and cache.get("w:0") is None
+
+
 def test_invalidation_reports_a_lost_reply(cut: Cut) -> None:
     cache = cut.cache
     cache.set("t:1", "v", tags=["grp"])

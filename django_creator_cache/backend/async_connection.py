@@ -179,7 +179,7 @@ def _retry(options: BackendOptions, errors: tuple[type[Exception], ...] | None) 
     )
     if errors is None:
         return AsyncRetry(backoff, options.retry_attempts)
-    return AsyncRetry(backoff, options.retry_attempts, supported_errors=errors)  # type: ignore[arg-type]
+    return AsyncRetry(backoff, options.retry_attempts, supported_errors=errors)  # type: ignore[arg-type,unused-ignore]
 
 
 def _pool_kwargs(options: BackendOptions) -> dict[str, Any]:

@@ -8,8 +8,9 @@ whole). Every member scores 0, so the members under any deeper prefix are one le
 range: ``invalidate_prefix("campaigns:user-1")`` is the range
 ``[user-1: .. (user-1;`` of that index. A tag has an index of the same shape
 holding the user keys. One member per entry, whatever its depth: the write adds it
-in the same Lua script as its ``SET`` (one round trip, atomic; the common case, one
-index and nothing to sweep, has a script of its own that does only that).
+in the same atomic step as its ``SET``, one round trip: on one server the common case
+(one index, a plain write, nothing to sweep) is a MULTI/EXEC of plain commands (SET,
+ZADD, PEXPIRE), which costs the server about half a script; the rest is a Lua script.
 
 On Redis Cluster an index is split into *shards*, one per slot in use: the shard of
 an entry carries a hash tag that maps to the entry's own slot, so the write script
@@ -27,12 +28,14 @@ members in range, deletes their keys and removes them from the shard in one atom
 step, again while batches come back full: a reply lost in between leaves a
 consistent state that a retry finishes, and no script runs long.
 
-Expired members are pruned by the writes: one write in ``SWEEP_EVERY`` checks
-``SWEEP_SIZE`` members from a random rank of each index it joins and removes those
-whose key is gone, two checks per write on average, which keeps dead members at most
-as many as live ones under a stream of ever-new keys. A shard's expiry is pushed a
-quarter past its entries' (``shard_px``) by a process that has not done so lately, so
-an index expires with its longest-lived entry, or never while it holds one without.
+Expired members are pruned by the writes that add members: one such write in
+``SWEEP_EVERY`` checks ``SWEEP_SIZE`` members from a random rank of the index it grew
+and removes those whose key is gone, two checks per new member on average, which
+keeps dead members at most as many as live ones under a stream of ever-new keys;
+rewriting keys that are already members (a steady keyspace) sweeps nothing. A shard's
+expiry is pushed a quarter past its entries' (``shard_px``) by a process that has not
+done so lately, so an index expires with its longest-lived entry, or never while it
+holds one without.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ FIRST_PIPE = 16
 FULL_PIPE = 4
 # Entries per write script (set_many on one slot): bounds one script's run time.
 ENTRIES_PER_SCRIPT = 100
-# One write in SWEEP_EVERY prunes SWEEP_SIZE members of each index it joins.
+# One write in SWEEP_EVERY that adds a member prunes SWEEP_SIZE members of that index.
 SWEEP_EVERY = 16
 # Seconds a process trusts that a (record, slot) it wrote is still there.
 MEMO_SECONDS = 60.0

@@ -115,6 +115,12 @@ SAFE_COMMANDS = frozenset(
         "READWRITE",
         "SENTINEL",
         "WAIT",
+        # A transaction is as safe as the commands it queues, which are judged with it
+        # (redis-py sends MULTI, the commands and EXEC packed together, and never
+        # resends one that WATCHes).
+        "MULTI",
+        "EXEC",
+        "DISCARD",
     ]
 )
 # Options that make a SET or ZADD depend on what was there (a second run answers differently).
@@ -158,6 +164,12 @@ def is_safe(args: Sequence[Any]) -> bool:
 
 def _all_safe(commands: Iterable[Sequence[Any]]) -> bool:
     return all(is_safe(args) for args in commands)
+
+
+def mark_sent(conn: Any, commands: Iterable[Sequence[Any]]) -> None:
+    """Tell a guarded connection what its caller is about to send packed by itself."""
+    if isinstance(conn, _Marking):
+        conn._unsafe_sent = not _all_safe(commands)
 
 
 class _Marking:

@@ -100,7 +100,7 @@ return live
 
 # -- invalidation indexes (``indexes``) ------------------------------------------------
 
-# Members one sweeping write checks in each index it joins.
+# Members one sweeping write checks in an index it added a member to.
 SWEEP_SIZE = 32
 
 # The full Redis key of a member (see ``Names.member``): ``base`` is "<KEY_PREFIX><sep>",
@@ -122,32 +122,73 @@ local function full_of(m, base, sep, skip)
 end
 """
 
-# One entry in one shard, nothing swept: ``WRITE``'s common case with its work alone (a
-# script's run time is mostly reading its arguments, a command's packing is per
-# argument; numbers handed to redis.call are formatted back into strings, so none is).
+# The sweep, the one rule that keeps an index from growing without bound: a write that
+# adds a member to a shard (ZADD answered 1) checks, when its ``rank`` (a fraction drawn
+# by the client in one write in ``SWEEP_EVERY``) says so, ``SWEEP_SIZE`` members from
+# there and removes those whose key is gone. Only new members can later die unseen, so
+# each pays for two checks on average, and dead members stay at most as many as live
+# ones; rewriting keys that are already members (a steady keyspace) sweeps nothing.
+# Defined only inside the branch that sweeps: a write is the hot path.
+_PRUNE = (
+    _FULL_OF
+    + """
+local function prune(shard, rank, base, sep, skip)
+  local start = math.floor(rank * redis.call('ZCARD', shard))
+  local ms, fulls = {}, {}
+  for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
+    + str(SWEEP_SIZE - 1)
+    + """)) do
+    if m ~= '' then
+      ms[#ms + 1] = m
+      fulls[#fulls + 1] = full_of(m, base, sep, skip)
+    end
+  end
+  -- Mostly all alive: one EXISTS says so; else each is looked at.
+  if #fulls == 0 or redis.call('EXISTS', unpack(fulls)) == #fulls then return end
+  for i, full in ipairs(fulls) do
+    if redis.call('EXISTS', full) == 0 then redis.call('ZREM', shard, ms[i]) end
+  end
+end
+"""
+)
+
+# One entry in one shard: ``WRITE``'s common case with its work alone (a script's run
+# time is mostly reading its arguments, a command's packing is per argument; numbers
+# handed to redis.call are formatted back into strings, so none is).
 # KEYS: the entry, its shard. ARGV: value, member, the shard's life in ms (a leading "-":
 # also push its expiry out, this process has not lately), the entry's px ("0": none),
-# then NX or XX if any. Reply: 0 not stored, 1 stored, 2 stored in a new shard.
+# "" / NX / XX, then to sweep (see _PRUNE): rank, base, sep, "<root><sep>".
+# Reply: 0 not stored, 1 stored, 2 stored in a new shard.
 WRITE_ONE = LuaScript(
     """
-local ok
-if ARGV[4] == '0' then ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 5))
-else ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4], unpack(ARGV, 5)) end
+local px, mode, ok = ARGV[4], ARGV[5], nil
+if px == '0' then
+  if mode == '' then ok = redis.call('SET', KEYS[1], ARGV[1])
+  else ok = redis.call('SET', KEYS[1], ARGV[1], mode) end
+elseif mode == '' then ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', px)
+else ok = redis.call('SET', KEYS[1], ARGV[1], 'PX', px, mode) end
 if not ok then return 0 end
 local life, push = ARGV[3], string.byte(ARGV[3]) == 45
 if push then life = string.sub(life, 2) end
-if redis.call('ZADD', KEYS[2], 0, '', 0, ARGV[2]) == 2 then
+local added = redis.call('ZADD', KEYS[2], 0, '', 0, ARGV[2])
+if added == 2 then
   redis.call('PEXPIRE', KEYS[2], life)
   return 2
 end
 if push then redis.call('PEXPIRE', KEYS[2], life, 'GT') end
+if added == 1 and ARGV[6] then
+"""
+    + _PRUNE
+    + """
+  prune(KEYS[2], tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9])
+end
 return 1
 """
 )
 
 # Entries of one slot: SET each and add it to its root's and tags' shards, atomically.
 # KEYS per entry: the entry, then its shards (root first). ARGV: px (0: none), '' / NX / XX,
-# sweep fraction (-1: none), base, sep, the shards' life, then per entry: value,
+# sweep rank (-1: none), base, sep, the shards' life, then per entry: value,
 # root member, tag member, "<root><sep>", number of root shards (0/1), number of tag
 # shards, '1' to push its shards' expiry out (this process has not lately).
 # A new shard gets the placeholder member "" (never drained, so a drained shard stays
@@ -159,31 +200,17 @@ local px = tonumber(ARGV[1])
 local mode = ARGV[2]
 local sweep = tonumber(ARGV[3])
 local spx = tonumber(ARGV[6])
-local prune = nil
-if sweep >= 0 then  -- only then are the helpers made (a write is the hot path)
+local prune_once = nil
+if sweep >= 0 then
 """
-    + _FULL_OF
+    + _PRUNE
     + """
   local base, sep = ARGV[4], ARGV[5]
   local swept = {}
-  prune = function(shard, skip)
+  prune_once = function(shard, skip)
     if swept[shard] then return end
     swept[shard] = true
-    local start = math.floor(sweep * redis.call('ZCARD', shard))
-    local ms, fulls = {}, {}
-    for _, m in ipairs(redis.call('ZRANGE', shard, start, start + """
-    + str(SWEEP_SIZE - 1)
-    + """)) do
-      if m ~= '' then
-        ms[#ms + 1] = m
-        fulls[#fulls + 1] = full_of(m, base, sep, skip)
-      end
-    end
-    -- Mostly all alive: one EXISTS says so; else each is looked at.
-    if #fulls == 0 or redis.call('EXISTS', unpack(fulls)) == #fulls then return end
-    for i, full in ipairs(fulls) do
-      if redis.call('EXISTS', full) == 0 then redis.call('ZREM', shard, ms[i]) end
-    end
+    prune(shard, sweep, base, sep, skip)
   end
 end
 local out = {}
@@ -205,13 +232,14 @@ while a <= #ARGV do
       local shard = KEYS[k + j]
       local m, skip = ARGV[a + 2], ''
       if j <= nroot then m, skip = ARGV[a + 1], ARGV[a + 3] end
-      if redis.call('ZADD', shard, 0, '', 0, m) == 2 then  -- a new shard
+      local added = redis.call('ZADD', shard, 0, '', 0, m)
+      if added == 2 then  -- a new shard
         flag = 2
         redis.call('PEXPIRE', shard, spx)
       elseif push then
         redis.call('PEXPIRE', shard, spx, 'GT')
       end
-      if prune then prune(shard, skip) end
+      if added == 1 and prune_once then prune_once(shard, skip) end
     end
   end
   out[#out + 1] = flag

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
+from ..direct import pooled, transaction
 from ..execution import Pipe, Request, Script, Steps, Unavailable, pipeline
 from ..indexes import (
     DRAIN_BATCH,
@@ -140,12 +141,14 @@ def lasting(cache: Backend, key: Any, full: str, life: int | None) -> list[tuple
     ]
 
 
-def one_args(value: Any, member: str, px: int | None, mode: str, push: str) -> list[Any]:
-    """``WRITE_ONE``'s arguments: one entry in one shard."""
+def one_args(
+    n: Names, value: Any, member: str, px: int | None, mode: str, push: str, sweep: float, skip: str
+) -> list[Any]:
+    """``WRITE_ONE``'s arguments: one entry in one shard (``skip``: "<root><sep>")."""
     life = shard_px(px)
-    args = [value, member, f"-{life}" if push == "1" else life, px or 0]
-    if mode:
-        args.append(mode)
+    args = [value, member, f"-{life}" if push == "1" else life, px or 0, mode]
+    if sweep >= 0:
+        args += [sweep, n.base, n.sep, skip]
     return args
 
 
@@ -153,13 +156,42 @@ def one_args(value: Any, member: str, px: int | None, mode: str, push: str) -> l
 Item = tuple[str, str, Any, int]
 
 
-class Indexed:
-    """One entry written with its index memberships in one script call: the script, its
-    keys and arguments, and what this process remembers after. On a Cluster the shards
-    are the entry's slot's, and ``ready`` says whether the slot's records are known to
-    be written (else the write takes ``write``'s steps, which write them first)."""
+class Tx(Request):
+    """A few commands run as one MULTI/EXEC on a single server (one round trip, all or
+    none run); their replies in order. Plain commands cost the server less than a script
+    doing the same (no interpreter, no argument tables), so the commonest write uses it."""
 
-    __slots__ = ("args", "keys", "push", "px", "records", "script")
+    __slots__ = ("commands",)
+
+    def __init__(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.commands = commands
+
+    def _queued(self, client: Any) -> Any:
+        pipe = client.pipeline(transaction=True)
+        for command in self.commands:
+            pipe.execute_command(*command)
+        return pipe
+
+    def send(self, client: Any) -> Any:
+        if pooled(client):
+            return transaction(client, self.commands)
+        return self._queued(client).execute()
+
+    async def asend(self, client: Any) -> Any:
+        return await self._queued(client).execute()
+
+
+class Indexed:
+    """One entry written with its index memberships in one atomic request, and what this
+    process remembers after. The commonest case (one index, a plain write, nothing to
+    sweep, one server) is a ``Tx``: SET, ZADD with the placeholder, the shard's expiry
+    set if it has none (a new shard) and pushed out when this process has not lately;
+    anything else is a script. On a Cluster the shards are the entry's slot's, and
+    ``ready`` says whether the slot's records are known to be written (else the write
+    takes ``write``'s steps, which write them first)."""
+
+    __slots__ = ("args", "keys", "push", "px", "records", "script", "tx")
 
     @classmethod
     def ready(
@@ -168,7 +200,8 @@ class Indexed:
         n = names(cache)
         root = n.root_of(item[0]) if cache.options.track_writes else None
         if not n.sharded():
-            return cls(cache, n, item, root, px, mode, tags, None, [], sweep_rank())
+            quick = not n.cluster
+            return cls(cache, n, item, root, px, mode, tags, None, [], sweep_rank(), quick)
         slot = slot_of(to_bytes(item[1]))
         records = [(n.record(ROOT_RECORD, root), slot)] if root else []
         records += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
@@ -188,6 +221,7 @@ class Indexed:
         slot: int | None,
         records: list[tuple[str, int]],
         sweep: float,
+        quick: bool = False,
     ) -> None:
         key, full, value, version = item
         keys = [full, n.shard(ROOT_SHARD, root, slot)] if root else [full]
@@ -197,25 +231,43 @@ class Indexed:
         self.px = px
         self.records = records
         self.push = push = extend(cache, keys[1:], px)
-        if len(keys) == 2 and sweep < 0:  # the common case: one shard, no sweep
+        self.tx: list[tuple[Any, ...]] | None = None
+        if len(keys) == 2:  # the common case: one shard
             self.script = WRITE_ONE
-            member = n.member(key, full, version, len(root) + len(n.sep) if root else 0)
-            self.args = one_args(value, member, px, mode, push)
+            if root:
+                member, skip = n.member(key, full, version, len(root) + len(n.sep)), root + n.sep
+            else:
+                member, skip = n.member(key, full, version, 0), ""
+            if quick and not mode and sweep < 0:
+                self.tx = one_tx(full, value, keys[1], member, px, push)
+            else:
+                self.args = one_args(n, value, member, px, mode, push, sweep, skip)
             return
         self.script = WRITE
         self.args = [*write_head(n, px, mode, sweep), *entry_args(n, item, root, tags, push)]
 
-    def command(self) -> tuple[Any, ...]:
-        """The ``EVALSHA`` command (a one-request operation sends it as it is)."""
+    def command(self) -> tuple[Any, ...] | Tx:
+        """What a one-request operation sends: the ``Tx``, or the ``EVALSHA`` command."""
+        if self.tx is not None:
+            return Tx(self.tx)
         return self.script.command(self.keys, self.args)
 
-    def request(self) -> Script:
+    def request(self) -> Tx | Script:
+        if self.tx is not None:
+            return Tx(self.tx)
         return Script(self.script, self.keys, self.args)
 
+    def flag(self, reply: Any) -> int:
+        """0 not stored, 1 stored, 2 stored in a new shard (the script's reply, or the
+        ``Tx``'s: SET's, then ZADD's count of members added, the placeholder's too)."""
+        if self.tx is not None:
+            return 0 if not reply[0] else 2 if reply[1] == 2 else 1
+        return int(reply if type(reply) is int else reply[0])
+
     def stored(self, cache: Backend, reply: Any) -> bool:
-        """Whether the entry was stored (``reply`` is the script's); remembers the
-        shards' expiry when the script pushed it or made a shard."""
-        flag = _flag(reply)
+        """Whether the entry was stored; remembers the shards' expiry when the request
+        pushed it or made a shard."""
+        flag = self.flag(reply)
         if flag == 2 or (flag and self.push == "1"):
             extended(cache, self.keys[1:], self.px)
         return bool(flag)
@@ -224,14 +276,25 @@ class Indexed:
         """On a Cluster, a shard the script made anew although this process believed its
         records written (a flush behind its back): the records may be gone too, so they
         are written again before the write returns (these steps); else None."""
-        if _flag(reply) != 2 or not self.records:
+        if not self.records or self.flag(reply) != 2:
             return None
         return _record(cache, self.records, self.px)
 
 
-def _flag(reply: Any) -> int:
-    """The entry's flag in a one-entry script's reply (``WRITE_ONE``'s, or ``WRITE``'s)."""
-    return reply if type(reply) is int else reply[0]
+def one_tx(
+    full: str, value: Any, shard: str, member: str, px: int | None, push: str
+) -> list[tuple[Any, ...]]:
+    """``Indexed``'s transaction: the entry, its membership, its shard's expiry (set on a
+    new shard, which has none; pushed out when ``push`` is "1")."""
+    life = shard_px(px)
+    commands: list[tuple[Any, ...]] = [
+        ("SET", full, value) if px is None else ("SET", full, value, "PX", px),
+        ("ZADD", shard, 0, "", 0, member),
+        ("PEXPIRE", shard, life, "NX"),
+    ]
+    if push == "1":
+        commands.append(("PEXPIRE", shard, life, "GT"))
+    return commands
 
 
 def write_head(n: Names, px: int | None, mode: str, sweep: float) -> list[Any]:
