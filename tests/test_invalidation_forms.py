@@ -240,15 +240,20 @@ def test_a_write_after_an_outside_flush_is_still_invalidated(cache: Any, side: s
         cache.set(key, 1, timeout=600, tags="healed")
     flush(cache)
     if side == "sync":
-        cache.set("heal:1", 2, timeout=600, tags="healed")
         cache.set("heal:4", 2, timeout=600)
+        cache.set("heal:1", 2, timeout=600, tags="healed")
     else:
 
         async def write() -> None:
-            await cache.aset("heal:1", 2, timeout=600, tags="healed")
             await cache.aset("heal:4", 2, timeout=600)
+            await cache.aset("heal:1", 2, timeout=600, tags="healed")
 
         asyncio.run(write())
+    n = indexes.names(cache)
+    client = cache.get_client()
+    for key in ("heal:4", "heal:1"):  # the shards made anew got their expiry
+        slot = indexes.slot_of(cache.make_key(key).encode()) if n.sharded() else None
+        assert 500_000 < client.pttl(n.shard(indexes.ROOT_SHARD, "heal", slot)) <= 750_000
     assert cache.invalidate_prefix("heal") == 2
     assert cache.get("heal:1") is None and cache.get("heal:4") is None
     cache.set("heal:1", 3, timeout=600, tags="healed")

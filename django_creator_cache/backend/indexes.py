@@ -301,6 +301,13 @@ def forget_pairs(cache: Backend, pairs: Iterable[tuple[str, int]]) -> None:
         _recorded.pop((location, record, slot), None)
 
 
+def forget_lives(cache: Backend, shards: Iterable[str]) -> None:
+    """Drop this process's memory of these shards' lives: the next write sets them."""
+    location = names(cache).location
+    for shard in shards:
+        _lives.pop((location, shard), None)
+
+
 def forget_records(cache: Backend) -> None:
     """Drop this process's memory of the records of ``cache``'s location (``clear``)."""
     location = names(cache).location

@@ -152,9 +152,11 @@ def is_safe(args: Sequence[Any]) -> bool:
         return known
     if name == "EVALSHA":
         return args[1] in _READ_ONLY_SCRIPTS
+    if name == "SET" or name == "ZADD":  # as the package sends them: options after the key
+        return _unconditional(args)
     word = (name if type(name) is str else bytes(name).decode()).upper().split(" ", 1)[0]
     if word in ("SET", "ZADD"):
-        return not any(type(a) is str and a in _CONDITIONAL for a in args[3:])
+        return _unconditional(args)
     if word in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"):
         return word.endswith("_RO") or args[1] in _READ_ONLY_SCRIPTS
     safe = word in SAFE_COMMANDS
@@ -162,8 +164,20 @@ def is_safe(args: Sequence[Any]) -> bool:
     return safe
 
 
+def _unconditional(args: Sequence[Any]) -> bool:
+    """A SET or ZADD without an option that makes it depend on what was there (a loop, not
+    ``all()`` of a generator: this runs for every write sent)."""
+    for arg in args[3:]:  # noqa: SIM110
+        if type(arg) is str and arg in _CONDITIONAL:
+            return False
+    return True
+
+
 def _all_safe(commands: Iterable[Sequence[Any]]) -> bool:
-    return all(is_safe(args) for args in commands)
+    for args in commands:  # noqa: SIM110
+        if not is_safe(args):
+            return False
+    return True
 
 
 def mark_sent(conn: Any, commands: Iterable[Sequence[Any]]) -> None:

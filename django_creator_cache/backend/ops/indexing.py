@@ -1,16 +1,13 @@
 """The index steps of writes and invalidations (see ``indexes`` for the design): writing
 entries with their memberships, finding an index's shards, draining them in bounded
-atomic batches; and ``Scripts``, the request that pipelines Lua script calls."""
+atomic batches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
-
-from ..direct import pooled, transaction
-from ..execution import Pipe, Request, Script, Steps, Unavailable, pipeline
+from ..execution import Pipe, Script, Steps, Unavailable
 from ..indexes import (
     DRAIN_BATCH,
     ENTRIES_PER_SCRIPT,
@@ -24,6 +21,7 @@ from ..indexes import (
     Names,
     extend,
     extended,
+    forget_lives,
     forget_pairs,
     lex_range,
     names,
@@ -36,80 +34,11 @@ from ..indexes import (
     sweep_rank,
     to_bytes,
 )
-from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE, LuaScript
+from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE
+from .multi import Scripts, Tx
 
 if TYPE_CHECKING:
     from ..protocol import Backend
-
-
-class Scripts(Request):
-    """Several Lua script calls in one pipeline (one round trip per node), each atomic.
-
-    ``calls`` are ``(LuaScript, keys, args)`` or plain commands; replies come back in
-    order. A server that lacks a script answers NOSCRIPT for it (it did not run): the
-    script is loaded and those calls alone are sent again. Any other error reply fails the request.
-    """
-
-    __slots__ = ("calls",)
-
-    def __init__(self, calls: Sequence[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.calls = calls
-
-    def _pipe(self, client: Any, todo: list[int], routed: bool = False) -> Any:
-        pipe = pipeline(client)
-        for at in todo:
-            call = self.calls[at]
-            if isinstance(call[0], LuaScript):
-                script, keys, args = call
-                command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-                if routed:  # redis-py's sync Cluster pipeline asks the server for a
-                    # script's keys (COMMAND GETKEYS, a round trip per call): name the node
-                    node = client.nodes_manager.get_node_from_slot(slot_of(to_bytes(keys[0])))
-                    pipe.execute_command(*command, target_nodes=node)
-                else:
-                    pipe.execute_command(*command)
-            else:
-                pipe.execute_command(*call)
-        return pipe
-
-    def _missing(self, replies: list[Any], todo: list[int], out: list[Any]) -> list[int]:
-        again = []
-        for at, reply in zip(todo, replies, strict=True):
-            if isinstance(reply, NoScriptError):
-                again.append(at)
-            elif isinstance(reply, Exception):
-                raise reply
-            else:
-                out[at] = reply
-        return again
-
-    def send(self, client: Any) -> Any:
-        out: list[Any] = [None] * len(self.calls)
-        todo = list(range(len(self.calls)))
-        routed = hasattr(client, "nodes_manager")
-        for _ in range(2):
-            todo = self._missing(self._pipe(client, todo, routed).execute(False), todo, out)
-            if not todo:
-                break
-            for script in {self.calls[at][0] for at in todo}:
-                client.script_load(script.source)
-        if todo:
-            raise NoScriptError("scripts could not be loaded")
-        return out
-
-    async def asend(self, client: Any) -> Any:
-        out: list[Any] = [None] * len(self.calls)
-        todo = list(range(len(self.calls)))
-        for _ in range(2):
-            todo = self._missing(await self._pipe(client, todo).execute(False), todo, out)
-            if not todo:
-                break
-            for script in {self.calls[at][0] for at in todo}:
-                await client.script_load(script.source)
-        if todo:
-            raise NoScriptError("scripts could not be loaded")
-        return out
 
 
 def record_calls(pairs: Iterable[tuple[str, int]], px: int | None) -> list[tuple[Any, ...]]:
@@ -156,38 +85,12 @@ def one_args(
 Item = tuple[str, str, Any, int]
 
 
-class Tx(Request):
-    """A few commands run as one MULTI/EXEC on a single server (one round trip, all or
-    none run); their replies in order. Plain commands cost the server less than a script
-    doing the same (no interpreter, no argument tables), so the commonest write uses it."""
-
-    __slots__ = ("commands",)
-
-    def __init__(self, commands: Sequence[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.commands = commands
-
-    def _queued(self, client: Any) -> Any:
-        pipe = client.pipeline(transaction=True)
-        for command in self.commands:
-            pipe.execute_command(*command)
-        return pipe
-
-    def send(self, client: Any) -> Any:
-        if pooled(client):
-            return transaction(client, self.commands)
-        return self._queued(client).execute()
-
-    async def asend(self, client: Any) -> Any:
-        return await self._queued(client).execute()
-
-
 class Indexed:
     """One entry written with its index memberships in one atomic request, and what this
     process remembers after. The commonest case (one index, a plain write, nothing to
-    sweep, one server) is a ``Tx``: SET, ZADD with the placeholder, the shard's expiry
-    set if it has none (a new shard) and pushed out when this process has not lately;
-    anything else is a script. On a Cluster the shards are the entry's slot's, and
+    sweep, one server) is a ``Tx`` (``one_tx``): SET and ZADD with the placeholder, and
+    the shard's expiry only when this process has not set it lately; anything else is
+    a script. On a Cluster the shards are the entry's slot's, and
     ``ready`` says whether the slot's records are known to be written (else the write
     takes ``write``'s steps, which write them first)."""
 
@@ -273,28 +176,45 @@ class Indexed:
         return bool(flag)
 
     def healing(self, cache: Backend, reply: Any) -> Steps[None] | None:
-        """On a Cluster, a shard the script made anew although this process believed its
-        records written (a flush behind its back): the records may be gone too, so they
-        are written again before the write returns (these steps); else None."""
-        if not self.records or self.flag(reply) != 2:
+        """What a shard made anew by this write still needs, as steps (else None). On a
+        Cluster, where this process believed the slot's records written (a flush behind
+        its back), the records, which may be gone too. On one server, after a ``Tx`` that
+        did not set the shard's expiry (this process believed the shard there), its
+        expiry."""
+        if self.flag(reply) != 2:
             return None
-        return _record(cache, self.records, self.px)
+        if self.records:
+            return _record(cache, self.records, self.px)
+        if self.tx is not None and self.push != "1":
+            return _given_life(cache, self.keys[1], self.px)
+        return None
 
 
 def one_tx(
     full: str, value: Any, shard: str, member: str, px: int | None, push: str
 ) -> list[tuple[Any, ...]]:
-    """``Indexed``'s transaction: the entry, its membership, its shard's expiry (set on a
-    new shard, which has none; pushed out when ``push`` is "1")."""
-    life = shard_px(px)
+    """``Indexed``'s transaction: the entry and its membership; when ``push`` is "1" (this
+    process has not lately) the shard's expiry too: set if it has none (a new shard),
+    pushed out if shorter. A shard found new otherwise gets it next (``healing``)."""
     commands: list[tuple[Any, ...]] = [
         ("SET", full, value) if px is None else ("SET", full, value, "PX", px),
         ("ZADD", shard, 0, "", 0, member),
-        ("PEXPIRE", shard, life, "NX"),
     ]
     if push == "1":
-        commands.append(("PEXPIRE", shard, life, "GT"))
+        life = shard_px(px)
+        commands += [("PEXPIRE", shard, life, "NX"), ("PEXPIRE", shard, life, "GT")]
     return commands
+
+
+def _given_life(cache: Backend, shard: str, px: int | None) -> Steps[None]:
+    """A shard a ``Tx`` found missing (flushed or deleted behind this process's back) gets
+    its expiry. Should that fail, the entry is stored all the same, and this process
+    forgets the shard's life so that its next write there sets it (as every process's
+    first write after ``MEMO_SECONDS`` does)."""
+    try:
+        yield ("PEXPIRE", shard, shard_px(px), "NX")
+    except Unavailable:
+        forget_lives(cache, (shard,))
 
 
 def write_head(n: Names, px: int | None, mode: str, sweep: float) -> list[Any]:
@@ -339,10 +259,11 @@ def write(
     track = cache.options.track_writes
     if len(items) == 1 and (one := Indexed.ready(cache, items[0], px, mode, tags)):
         reply = yield one.request()
+        kept = one.stored(cache, reply)
         healing = one.healing(cache, reply)
         if healing is not None:
             yield from healing
-        return [one.stored(cache, reply)]
+        return [kept]
     roots = [n.root_of(key) if track else None for key, _, _, _ in items]
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []

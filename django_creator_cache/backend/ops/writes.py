@@ -16,7 +16,7 @@ from ...exceptions import CircuitOpen
 from .. import indexes
 from ..execution import Pipe, Steps, Unavailable
 from ..single import More, One
-from . import indexing
+from . import indexing, multi
 from .common import delete_keys, trace, tracing
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def set_many(
                 plain.append(("SET", full, encoded[full], *tail))
         if items:
             if plain:
-                yield indexing.Scripts(plain)
+                yield multi.Scripts(plain)
             yield from indexing.write(cache, items, px, "", tag_list)
         else:
             yield Pipe(plain)
