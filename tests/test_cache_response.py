@@ -62,9 +62,9 @@ def test_miss_stores_and_hit_serves_with_headers(cache: Any, client: Client) -> 
 def test_max_age_on_a_hit_is_the_entry_remaining_life(cache: Any, client: Client) -> None:
     client.get("/page/")
     (key,) = cache.keys("views:page:*")
-    page = entry.decode(cache.get(key))
+    page = entry.read(cache.get(key))
     assert page is not None
-    stored_45_s_ago = entry.encode(page[0], 60, text=False, stored_at=time.time() - 45)
+    stored_45_s_ago = entry.encode(page.response(), 60, text=False, stored_at=time.time() - 45)
     cache.set(key, stored_45_s_ago, 15)
     hit = client.get("/page/")
     assert hit["X-Cache"] == "HIT"

@@ -218,12 +218,12 @@ def test_no_visitor_gets_another_visitors_page_or_cookie(
                 for what, secret in other.secrets.items():
                     assert secret not in sent, (where, other.name, what)
 
-    pages = [entry.decode(site.get(key)) for key in site.keys("views:privacy*")]
+    pages = [entry.read(site.get(key)) for key in site.keys("views:privacy*")]
     if scenario in NEVER:
         assert pages == []
     for page in pages:
-        assert page is not None and not page[0].has_header("Set-Cookie")
-        assert not page[0].cookies
+        assert page is not None and not page.response().has_header("Set-Cookie")
+        assert not page.response().cookies
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -449,3 +449,19 @@ def test_options_are_checked() -> None:
     ):
         with pytest.raises(ImproperlyConfigured, match="LOCAL_TIER"):
             resolve(url, {"LOCAL_TIER": bad})
+
+
+def test_immutable_values_are_decoded_once_mutable_ones_on_every_hit(cache: RedisCache) -> None:
+    cache.set("page", b"x" * 100, 100)
+    cache.set("text", "words", 100)
+    cache.set("rows", [{"v": 1}], 100)
+    for key in ("page", "text", "rows"):
+        cache.get(key)  # fetched and kept
+    assert cache.get("page") is cache.get("page") == b"x" * 100
+    assert cache.get_many(["text"])["text"] is cache.get("text") == "words"
+    first, second = cache.get("rows"), cache.get_many(["rows"])["rows"]
+    assert first == second == [{"v": 1}] and first is not second
+    first[0]["v"] = 2
+    assert cache.get("rows") == [{"v": 1}]
+    cache.set("page", b"new", 100)  # this process's write: the kept value goes with it
+    assert cache.get("page") == b"new"

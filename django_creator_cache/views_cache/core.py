@@ -22,7 +22,7 @@ from django.utils.translation import get_language
 
 from ..ttl import parse_ttl
 from ..ttl import policy as ttl_policy
-from . import personal
+from . import entry, personal
 
 HIT, MISS, SKIP = "HIT", "MISS", "SKIP"
 # Stored instead of a page when the render that filled a miss could not be
@@ -182,17 +182,33 @@ def mark(
         return response
     if options.vary_on_headers:
         patch_vary_headers(response, options.vary_on_headers)
-    private = options.vary_on_user or (request is not None and personal.cookie_coming(request))
-    age = None if max_age is None else max(int(max_age), 0)
+    private = _private(options, request)
     if not response.has_header("Cache-Control"):
-        # What patch_cache_control writes on a response without the header, written directly.
-        visibility = "private" if private else "public"
-        response.headers["Cache-Control"] = (
-            visibility if age is None else f"{visibility}, max-age={age}"
-        )
+        response.headers["Cache-Control"] = _cache_control(private, max_age)
         return response
     control: dict[str, Any] = {"private": True} if private else {"public": True}
-    if age is not None:
-        control["max_age"] = age
+    if max_age is not None:
+        control["max_age"] = max(int(max_age), 0)
     patch_cache_control(response, **control)
     return response
+
+
+def hit(page: entry.Page, options: PageOptions, request: HttpRequest) -> HttpResponseBase:
+    """A new response for a stored page, marked as ``mark(..., HIT, ...)`` would: in one
+    go (headers given to the constructor) when nothing is to be merged into stored
+    ``Cache-Control`` or ``Vary`` headers. Raises ``ValueError``/``TypeError`` for a
+    status or header Django refuses."""
+    if page.controlled or options.vary_on_headers:
+        return mark(page.response(), HIT, options, page.remaining(), request)
+    control = _cache_control(_private(options, request), page.remaining())
+    return page.response({**page.headers, "X-Cache": HIT, "Cache-Control": control})
+
+
+def _private(options: PageOptions, request: HttpRequest | None) -> bool:
+    return options.vary_on_user or (request is not None and personal.cookie_coming(request))
+
+
+def _cache_control(private: bool, max_age: float | None) -> str:
+    """What ``patch_cache_control`` writes on a response without the header."""
+    visibility = "private" if private else "public"
+    return visibility if max_age is None else f"{visibility}, max-age={max(int(max_age), 0)}"

@@ -34,7 +34,7 @@ from ..exceptions import CacheUnavailable
 from ..sync_async import Both, Flow
 from ..ttl import TTLLike, check_policy, parse_ttl
 from . import core, entry, personal
-from .core import HIT, MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
+from .core import MISS, PASS, PASS_SECONDS, SKIP, PageOptions, TagsLike
 
 V = TypeVar("V", bound=Callable[..., Any])
 Render = Callable[[], HttpResponseBase]
@@ -205,7 +205,7 @@ def respond(
     if key is None:
         return core.mark(render(), SKIP, options)
     value = cache.get(key)
-    hit = _served(value, options, request)
+    hit = _served(cache, key, value, options, request)
     if hit is not None:
         return hit
     flow = _after_read(cache, key, value, options, view_id, request, users, render, args, kwargs)
@@ -229,7 +229,7 @@ async def arespond(
     if key is None:
         return core.mark(await render(), SKIP, options)
     value = await cache.aget(key)
-    hit = _served(value, options, request)
+    hit = _served(cache, key, value, options, request)
     if hit is not None:
         return hit
     flow = _after_read(cache, key, value, options, view_id, request, users, render, args, kwargs)
@@ -299,7 +299,7 @@ class _Fill:
             else:
                 # Whoever held the lock may have stored the page between our miss and now.
                 value = yield Both.of(self.cache.get, self.cache.aget, self.key)
-            hit = _served(value, self.options, self.request)
+            hit = _served(self.cache, self.key, value, self.options, self.request)
             if hit is not None or value == PASS:
                 yield from self._release()
             if hit is not None:
@@ -417,12 +417,21 @@ def _pause(delay: float, left: float) -> float:
     return min(delay * random.uniform(0.8, 1.2), left)
 
 
-def _served(value: Any, options: PageOptions, request: HttpRequest) -> HttpResponseBase | None:
-    page = entry.decode(value)
+def _served(
+    cache: BaseCache, key: str, value: Any, options: PageOptions, request: HttpRequest
+) -> HttpResponseBase | None:
+    """The hit's response if ``value`` is a page, else None. With a local tier the same
+    value comes back hit after hit: it is read once (``entry.read_held``)."""
+    if getattr(cache, "local_tier", None) is not None:
+        page = entry.read_held(key, value)
+    else:
+        page = entry.read(value)
     if page is None:
         return None
-    response, remaining = page
-    return core.mark(response, HIT, options, remaining, request)
+    try:
+        return core.hit(page, options, request)
+    except (ValueError, TypeError):  # a status or header Django refuses: not a page
+        return None
 
 
 def _deferred(response: HttpResponseBase) -> bool:

@@ -19,7 +19,7 @@ import binascii
 import json
 import struct
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpResponse
@@ -62,9 +62,34 @@ def encode(
     return blob
 
 
-def decode(value: Any) -> tuple[HttpResponse, float | None] | None:
-    """The page stored as ``value`` and its remaining seconds (None: never expires),
-    or None if ``value`` is not a page."""
+class Page(NamedTuple):
+    """A stored page as read: shared by the hits on one stored value, never handed out
+    (each hit gets a response of its own, see ``response``)."""
+
+    status: int
+    reason: str | None
+    headers: dict[str, str]  # without Set-Cookie
+    body: bytes
+    expires: float | None  # epoch seconds; None: never expires
+    controlled: bool  # it has a Cache-Control header
+
+    def remaining(self) -> float | None:
+        """Seconds left of the page's life (None: never expires)."""
+        return None if self.expires is None else self.expires - time.time()
+
+    def response(self, headers: dict[str, str] | None = None) -> HttpResponse:
+        """A new response for this page (``headers`` instead of the stored ones); raises
+        ``ValueError`` or ``TypeError`` for a status or header Django refuses."""
+        return HttpResponse(
+            self.body,
+            status=self.status,
+            reason=self.reason,
+            headers=self.headers if headers is None else headers,
+        )
+
+
+def read(value: Any) -> Page | None:
+    """The page stored as ``value``, or None if ``value`` is not a page."""
     if type(value) is str:
         if not value.startswith(TEXT_MARK):
             return None
@@ -79,21 +104,40 @@ def decode(value: Any) -> tuple[HttpResponse, float | None] | None:
     head = _head(value[_START:end])
     if head is None:
         return None
-    try:
-        response = HttpResponse(value[end:], status=status, reason=head[0], headers=head[1])
-    except (ValueError, TypeError):  # a status Django refuses
-        return None
-    return response, None if ttl < 0 else stored_at + ttl - time.time()
+    reason, headers, controlled = head
+    expires = None if ttl < 0 else stored_at + ttl
+    return Page(status, reason, headers, value[end:], expires, controlled)
+
+
+# The page last read for a key, with the value it was read from: the local tier hands out
+# the same (immutable) value object on every hit, so such a hit reads nothing. Checked by
+# identity; bounded, emptied when full.
+_PAGES: dict[str, tuple[Any, Page]] = {}
+_MAX_PAGES = 256
+
+
+def read_held(key: str, value: Any) -> Page | None:
+    """``read(value)``, read once per value object stored under ``key``."""
+    found = _PAGES.get(key)
+    if found is not None and found[0] is value:
+        return found[1]
+    page = read(value)
+    if page is not None:
+        if len(_PAGES) >= _MAX_PAGES:
+            _PAGES.clear()
+        _PAGES[key] = (value, page)
+    return page
 
 
 # Heads already read (reason, headers without Set-Cookie): a hit parses no JSON. Pages of
 # one site share a few heads; bounded, emptied when full.
-_HEADS: dict[bytes, tuple[str | None, dict[str, str]]] = {}
+_HEADS: dict[bytes, tuple[str | None, dict[str, str], bool]] = {}
 _MAX_HEADS = 512
 
 
-def _head(raw: bytes) -> tuple[str | None, dict[str, str]] | None:
-    """The reason and headers of a stored head (Set-Cookie dropped), or None if unreadable."""
+def _head(raw: bytes) -> tuple[str | None, dict[str, str], bool] | None:
+    """The reason, headers (Set-Cookie dropped) and whether Cache-Control is among them,
+    of a stored head, or None if unreadable."""
     found = _HEADS.get(raw)
     if found is not None:
         return found
@@ -106,5 +150,6 @@ def _head(raw: bytes) -> tuple[str | None, dict[str, str]] | None:
         return None
     if len(_HEADS) >= _MAX_HEADS:
         _HEADS.clear()
-    _HEADS[raw] = found = (reason, pairs)
+    controlled = any(name.lower() == "cache-control" for name in pairs)
+    _HEADS[raw] = found = (reason, pairs, controlled)
     return found

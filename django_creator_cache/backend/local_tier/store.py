@@ -18,6 +18,9 @@ from ..options import BackendOptions, LocalTierOptions
 from .resp import MISSING, _Lost
 from .tracker import _Node, _Tracker
 
+# Decoded values safe to hand to every reader: no caller can change them.
+_IMMUTABLE = frozenset({bytes, str, int, float, bool})
+
 
 class _Pending:
     """Placeholder of a fetch in flight; an invalidation of its key removes it."""
@@ -31,7 +34,8 @@ class _Pending:
 
 
 class LocalTier:
-    """LRU of raw values (as read from Redis) with their expiry; coherent via ``_Tracker``."""
+    """LRU of raw values (as read from Redis) with their expiry (and immutable decoded value);
+    coherent via ``_Tracker``."""
 
     def __init__(
         self,
@@ -75,7 +79,13 @@ class LocalTier:
     # -- reads ---------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
-        """The raw value of ``key`` if held and tracking is confirmed, else ``MISSING``.
+        """The raw value of ``key`` if held and tracking is confirmed, else ``MISSING``."""
+        held = self.held(key)
+        return held if held is MISSING else held[0]
+
+    def held(self, key: str) -> tuple[bytes, float | None, Any] | Any:
+        """``(raw, expires, value)`` of ``key`` if held and tracking is confirmed, else
+        ``MISSING``; ``value``: the decoded value when it is immutable (see ``fill``).
 
         No lock on a hit: threads read the dict as it is (one C call each, atomic under
         the GIL) after checking, with their own poller, that no invalidation is waiting
@@ -98,11 +108,10 @@ class LocalTier:
             return MISSING  # a fetch (``reserve``) replaces it
         with contextlib.suppress(KeyError):  # dropped meanwhile: still a hit read before
             self._data.move_to_end(key)
-        return entry[0]
+        return entry
 
     def get_many(self, keys: list[str]) -> list[Any]:
-        """``get`` of many keys after one check of the tracking sockets: raw values or
-        ``MISSING``."""
+        """``held`` of many keys after one check of the tracking sockets."""
         now = time.monotonic()
         if now >= self.valid_until:
             return [MISSING] * len(keys)
@@ -120,7 +129,7 @@ class LocalTier:
                 continue
             with contextlib.suppress(KeyError):
                 data.move_to_end(key)
-            found.append(entry[0])
+            found.append(entry)
         return found
 
     def _ready(self) -> bool:
@@ -152,8 +161,15 @@ class LocalTier:
             self._evict()
         return token
 
-    def fill(self, key: str, token: _Pending | None, raw: Any, pttl: Any) -> None:
-        """Keep ``raw`` (fetched with ``token``) unless an invalidation came meanwhile."""
+    def fill(
+        self, key: str, token: _Pending | None, raw: Any, pttl: Any, value: Any = MISSING
+    ) -> None:
+        """Keep ``raw`` (fetched with ``token``) unless an invalidation came meanwhile.
+
+        ``value``, what ``raw`` decodes to, is kept beside it when it is immutable (bytes,
+        str, numbers): hits then skip the decode and hand out the same object each time,
+        which callers may memoize on; anything mutable is decoded afresh on every hit.
+        """
         if token is None:
             return
         keep = (
@@ -171,7 +187,8 @@ class LocalTier:
         with self._lock:
             if self._data.get(key) is token:
                 if keep:
-                    self._data[key] = (bytes(raw), expires)
+                    shared = value if type(value) in _IMMUTABLE else MISSING
+                    self._data[key] = (bytes(raw), expires, shared)
                 else:
                     del self._data[key]
 

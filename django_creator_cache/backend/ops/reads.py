@@ -38,8 +38,8 @@ def _ask(cache: Backend, key: Any, default: Any = None, version: int | None = No
     local = cache.local_tier
     started = perf_counter() if log.isEnabledFor(DEBUG) else 0.0
     if local is not None:
-        raw = local.get(full)
-        if raw is MISSING:
+        held = local.held(full)
+        if held is MISSING:
             return _local_miss(cache, local, full, default, started)
         runtime = cache.runtime
         runtime.counters.local_hits += 1
@@ -47,8 +47,14 @@ def _ask(cache: Backend, key: Any, default: Any = None, version: int | None = No
             runtime.metrics.local_hits += 1
         if started:
             trace("get", full, "local tier", started)
-        return Known(cache.codec.decode(raw))
+        return Known(_value(cache, held))
     return ("GET", full), (full, default, started)
+
+
+def _value(cache: Backend, held: tuple[bytes, Any, Any]) -> Any:
+    """The value of a local tier entry: its immutable decoded value, else decoded now."""
+    value = held[2]
+    return cache.codec.decode(held[0]) if value is MISSING else value
 
 
 def _answer(cache: Backend, raw: bytes | None, state: tuple[str, Any, float]) -> Any:
@@ -115,7 +121,7 @@ def _local_miss(
         return _fallback(cache, full, default)
     found, corrupt = cache.read_many([full], [full], [raw])
     measure(cache, "get", "hit" if found else "miss")
-    local.fill(full, token, None if corrupt else raw, pttl)
+    local.fill(full, token, None if corrupt else raw, pttl, found.get(full, MISSING))
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
     trace("get", full, "local tier miss", started)
@@ -169,13 +175,12 @@ def _local_get_many(
     found: dict[Any, Any] = {}
     rest_keys: list[Any] = []
     rest: list[str] = []
-    decode = cache.codec.decode
-    for key, full, raw in zip(keys, fulls, local.get_many(fulls), strict=True):
-        if raw is MISSING:
+    for key, full, held in zip(keys, fulls, local.get_many(fulls), strict=True):
+        if held is MISSING:
             rest_keys.append(key)
             rest.append(full)
         else:
-            found[key] = decode(raw)
+            found[key] = _value(cache, held)
     cache.runtime.counters.local_hits += len(found)
     if cache.runtime.metrics is not None:
         cache.runtime.metrics.local_hits += len(found)
@@ -191,8 +196,8 @@ def _local_get_many(
     got, corrupt = cache.read_many(rest_keys, rest, values)
     _measure_many(cache, len(got), len(rest))
     bad = {full for full, _ in corrupt}
-    for full, token, raw, pttl in zip(rest, tokens, values, pttls, strict=True):
-        local.fill(full, token, None if full in bad else raw, pttl)
+    for key, full, token, raw, pttl in zip(rest_keys, rest, tokens, values, pttls, strict=True):
+        local.fill(full, token, None if full in bad else raw, pttl, got.get(key, MISSING))
     if corrupt:
         yield from drop_corrupt(cache, corrupt)
     found.update(got)
