@@ -329,17 +329,27 @@ def shard_px(px: int | None) -> int:
     return FOREVER_PX if px is None else px + px // 4
 
 
-def extend(cache: Backend, shards: Sequence[str], px: int | None) -> str:
-    """'1' unless this process made every one of ``shards`` live past an entry of ``px``
-    ms lately (``MEMO_SECONDS``): then the write script leaves their expiry alone."""
-    location = names(cache).location
-    now = time.monotonic()  # one clock for both: the memo measures durations from now
-    needed = float("inf") if px is None else now + px / 1000
-    for shard in shards:
-        memo = _lives.get((location, shard))
-        if memo is None or memo[0] < now or memo[1] < needed:
-            return "1"
-    return "0"
+class Lives:
+    """Whether a write of entries living ``px`` ms must push its shards' expiry out, read
+    from this process's memory (``extended``) against one clock reading: a batch asks
+    once per entry without reading the clock again."""
+
+    __slots__ = ("location", "needed", "now")
+
+    def __init__(self, cache: Backend, px: int | None) -> None:
+        self.location = names(cache).location
+        self.now = now = time.monotonic()  # one clock for both: durations from now
+        self.needed = float("inf") if px is None else now + px / 1000
+
+    def push(self, shards: Iterable[str]) -> str:
+        """'1' unless this process made every one of ``shards`` live past the entry
+        lately (``MEMO_SECONDS``): then the write leaves their expiry alone."""
+        location, now, needed = self.location, self.now, self.needed
+        for shard in shards:
+            memo = _lives.get((location, shard))
+            if memo is None or memo[0] < now or memo[1] < needed:
+                return "1"
+        return "0"
 
 
 def extended(cache: Backend, shards: Iterable[str], px: int | None) -> None:

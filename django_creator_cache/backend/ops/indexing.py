@@ -18,8 +18,8 @@ from ..indexes import (
     ROOT_SHARD,
     TAG_RECORD,
     TAG_SHARD,
+    Lives,
     Names,
-    extend,
     extended,
     forget_lives,
     forget_pairs,
@@ -125,6 +125,7 @@ class Indexed:
         records: list[tuple[str, int]],
         sweep: float,
         quick: bool = False,
+        lives: Lives | None = None,
     ) -> None:
         key, full, value, version = item
         keys = [full, n.shard(ROOT_SHARD, root, slot)] if root else [full]
@@ -133,7 +134,7 @@ class Indexed:
         self.keys = keys
         self.px = px
         self.records = records
-        self.push = push = extend(cache, keys[1:], px)
+        self.push = push = (lives or Lives(cache, px)).push(keys[1:])
         self.tx: list[tuple[Any, ...]] | None = None
         if len(keys) == 2:  # the common case: one shard
             self.script = WRITE_ONE
@@ -265,10 +266,11 @@ def write(
             yield from healing
         return [kept]
     roots = [n.root_of(key) if track else None for key, _, _, _ in items]
+    sharded = n.sharded()
+    slots = [slot_of(to_bytes(item[1])) for item in items] if sharded else [None] * len(items)
     groups: dict[int | None, list[int]] = {}
     wanted: list[tuple[str, int]] = []
-    for at, (_, full, _, _) in enumerate(items):
-        slot = slot_of(to_bytes(full)) if n.sharded() else None
+    for at, slot in enumerate(slots):
         groups.setdefault(slot, []).append(at)
         if slot is not None:
             root = roots[at]
@@ -283,24 +285,27 @@ def write(
             yield Scripts(calls) if len(calls) > 1 else Script(*calls[0])
             remember_records(cache, needed, px)
     sweep = sweep_rank()
+    lives = Lives(cache, px)
     calls = []
     order: list[int] = []
-    shards_of: dict[int, list[str]] = {}
-    pushes: dict[tuple[str, ...], str] = {}
+    # Per entry written: its shards, and whether its write pushed their expiry out.
+    shards_of: dict[int, tuple[list[str], str]] = {}
     for slot, ats in groups.items():
+        if len(ats) == 1:  # one entry (a Cluster spreads a batch over its slots)
+            at = ats[0]
+            one = Indexed(
+                cache, n, items[at], roots[at], px, mode, tags, slot, [], sweep, lives=lives
+            )
+            shards_of[at] = (one.keys[1:], one.push)
+            calls.append((one.script, one.keys, one.args, slot))
+            order.append(at)
+            continue
         tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
         for start in range(0, len(ats), ENTRIES_PER_SCRIPT):
             chunk = ats[start : start + ENTRIES_PER_SCRIPT]
-            if len(chunk) == 1:  # one entry (a Cluster spreads a batch over its slots)
-                at = chunk[0]
-                one = Indexed(cache, n, items[at], roots[at], px, mode, tags, slot, [], sweep)
-                shards_of[at] = one.keys[1:]
-                pushes[tuple(one.keys[1:])] = one.push
-                calls.append((one.script, one.keys, one.args))
-                order.append(at)
-                continue
             keys = []
             args = write_head(n, px, mode, sweep)
+            pushes: dict[tuple[str, ...], str] = {}
             for at in chunk:
                 root = roots[at]
                 keys.append(items[at][1])
@@ -308,12 +313,12 @@ def write(
                 if root:
                     mine.insert(0, n.shard(ROOT_SHARD, root, slot))
                 keys += mine
-                shards_of[at] = mine
                 push = pushes.get(tuple(mine), "")
                 if not push:
-                    push = pushes[tuple(mine)] = extend(cache, mine, px)
+                    push = pushes[tuple(mine)] = lives.push(mine)
+                shards_of[at] = (mine, push)
                 args += entry_args(n, items[at], root, tags, push)
-            calls.append((WRITE, keys, args))
+            calls.append((WRITE, keys, args, slot))
             order += chunk
     if len(calls) == 1:
         replies = [(yield Script(*calls[0]))]
@@ -327,11 +332,11 @@ def write(
         stored[at] = bool(flag)
         if flag == 2:
             new.append(at)
-        if flag == 2 or (flag and pushes[tuple(shards_of[at])] == "1"):
-            lived.update(dict.fromkeys(shards_of[at]))
+        if flag == 2 or (flag and shards_of[at][1] == "1"):
+            lived.update(dict.fromkeys(shards_of[at][0]))
     if lived:
         extended(cache, lived, px)
-    if new and n.sharded():
+    if new and sharded:
         # A shard this process believed recorded was missing (flushed, say): its record
         # may be gone too, so it is written again before the write returns.
         done = set(needed)

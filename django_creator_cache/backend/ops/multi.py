@@ -17,7 +17,8 @@ from ..scripts import LuaScript
 class Scripts(Request):
     """Several Lua script calls in one pipeline (one round trip per node), each atomic.
 
-    ``calls`` are ``(LuaScript, keys, args)`` or plain commands; replies come back in
+    ``calls`` are ``(LuaScript, keys, args)`` (and the keys' slot, when known) or plain
+    commands; replies come back in
     order. A server that lacks a script answers NOSCRIPT for it (it did not run): the
     script is loaded and those calls alone are sent again. Any other error reply fails the request.
     """
@@ -33,11 +34,14 @@ class Scripts(Request):
         for at in todo:
             call = self.calls[at]
             if isinstance(call[0], LuaScript):
-                script, keys, args = call
+                script, keys, args = call[:3]
                 command = ("EVALSHA", script.sha, len(keys), *keys, *args)
                 if routed:  # redis-py's sync Cluster pipeline asks the server for a
                     # script's keys (COMMAND GETKEYS, a round trip per call): name the node
-                    node = client.nodes_manager.get_node_from_slot(slot_of(to_bytes(keys[0])))
+                    slot = call[3] if len(call) > 3 else None
+                    if slot is None:
+                        slot = slot_of(to_bytes(keys[0]))
+                    node = client.nodes_manager.get_node_from_slot(slot)
                     pipe.execute_command(*command, target_nodes=node)
                 else:
                     pipe.execute_command(*command)
