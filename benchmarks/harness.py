@@ -428,10 +428,23 @@ def measure_cost(server: RedisServer, call: Callable[[], Any], calls: int) -> Co
 
         return pack
 
+    # Our transactions pack their commands with hiredis directly (backend.direct).
+    from django_creator_cache.backend import direct
+
+    direct_pack = direct._hiredis_pack
+
+    def counted(command: Any) -> bytes:
+        name = command[0].decode() if isinstance(command[0], bytes) else str(command[0])
+        sent[name.split()[0].lower()] += 1
+        assert direct_pack is not None
+        return direct_pack(command)
+
     def many() -> None:
         redis.connection.AbstractConnection.send_packed_command = send
         redis.connection.HiredisRespSerializer.pack = packer(originals["hiredis"])
         redis.connection.PythonRespSerializer.pack = packer(originals["python"])
+        if direct_pack is not None:
+            direct._hiredis_pack = counted
         try:
             for _ in range(calls):
                 call()
@@ -439,6 +452,7 @@ def measure_cost(server: RedisServer, call: Callable[[], Any], calls: int) -> Co
             redis.connection.AbstractConnection.send_packed_command = originals["send"]
             redis.connection.HiredisRespSerializer.pack = originals["hiredis"]
             redis.connection.PythonRespSerializer.pack = originals["python"]
+            direct._hiredis_pack = direct_pack
 
     executed = commands_during(server, many)
     return Cost(writes[0] / calls, per_call(dict(sent), calls), per_call(executed, calls))
