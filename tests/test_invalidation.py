@@ -115,6 +115,20 @@ def test_async_invalidation(cache: Any) -> None:
     assert asyncio.run(run()) == (1, 1)
 
 
+def test_async_tracked_writes_without_tags_are_indexed(cache: Any) -> None:
+    """The commonest tracked writes (one root, no tags), which a sync client sends as
+    transactions, from an async client: indexed all the same."""
+    batch = {f"plain:{n}": n for n in range(20)}
+
+    async def run() -> tuple[bool, list[Any], int]:
+        stored = await cache.aset("plain:one", 1)
+        failed = await cache.aset_many(batch)
+        return stored, failed, await cache.ainvalidate_prefix("plain")
+
+    assert asyncio.run(run()) == (True, [], len(batch) + 1)
+    assert cache.get_many([*batch, "plain:one"]) == {}
+
+
 def test_empty_prefixes_or_parts_are_refused(cache: Any) -> None:
     for prefix in ("", ":", "campaigns:", ":campaigns", "a::b"):
         with pytest.raises(ValueError):

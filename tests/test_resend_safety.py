@@ -34,15 +34,17 @@ class Cut:
         self.mode = mode
         self.cache = cache
         self.proxies = proxies
+        self.happened = False
 
     def next_reply(self, action: Callable[[], Any], when: bytes) -> Any:
         """Run ``action``; the reply to its first request containing ``when`` is cut
-        (the command still runs on the server)."""
+        (the command still runs on the server); ``happened`` says whether one was cut."""
         for proxy in self.proxies:
             proxy.cut_when = when
         try:
             return action()
         finally:
+            self.happened = any(proxy.cut_when is None for proxy in self.proxies)
             for proxy in self.proxies:
                 proxy.cut_when = None
 
@@ -126,17 +128,37 @@ def test_set_nx_is_not_resent(cut: Cut) -> None:
 
 
 def test_a_tracked_write_whose_reply_is_lost_stays_invalidatable(cut: Cut) -> None:
-    """One server writes an entry and its index membership as one MULTI/EXEC of commands
-    that may run twice: resent, answered. A Cluster's write script is not resent (the
-    write reports failure). Either way the entry is in its index exactly once."""
+    """An entry and its index membership go as one MULTI/EXEC of commands that may run
+    twice: resent (on a Cluster as the equivalent script), answered. The entry is in its
+    index exactly once."""
     cache = cut.cache
     cache.set("w:0", 0)
-    cache.set("w:1", "old")  # warm: connections, the script, the slot's records
-    when = b"MULTI" if cut.mode == "single" else b"EVALSHA"
-    assert cut.next_reply(lambda: cache.set("w:1", "v"), when) is (cut.mode == "single")
+    cache.set("w:1", "old")  # warm: connections, the slot's records
+    assert cut.next_reply(lambda: cache.set("w:1", "v"), b"MULTI") is True
+    assert cut.happened
     assert cache.get("w:1") == "v"
     assert cache.invalidate_prefix("w") == 2
     assert cache.get("w:1") is None and cache.get("w:0") is None
+
+
+def test_a_tracked_batch_whose_reply_is_lost_is_written_once_and_invalidatable(
+    cut: Cut,
+) -> None:
+    """``set_many``: on a Cluster the transactions a cut connection left unanswered are
+    sent again as their scripts, through redis-py: the batch is stored. One server's
+    batch is one write script, not resent: the batch reports failure. Either way every
+    entry is stored and indexed once, and one invalidation takes them all."""
+    cache = cut.cache
+    batch = {f"b:{n}": n for n in range(40)}
+    cache.set_many(batch)  # warm: connections, the slots' records
+    fresh = {key: value + 100 for key, value in batch.items()}
+    when = b"MULTI" if cut.mode == "cluster" else b"EVALSHA"
+    failed = cut.next_reply(lambda: cache.set_many(fresh), when)
+    assert cut.happened
+    assert failed == ([] if cut.mode == "cluster" else list(fresh))
+    assert cache.get_many(list(fresh)) == fresh
+    assert cache.invalidate_prefix("b") == len(fresh)
+    assert cache.get_many(list(fresh)) == {}
 
 
 def test_invalidation_reports_a_lost_reply(cut: Cut) -> None:

@@ -52,23 +52,30 @@ def _exchange(conn: Any, args: Sequence[Any]) -> Any:
 _UTF8 = ("utf-8", "strict")
 
 
-def _packed(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
-    """``commands`` in MULTI/EXEC as one buffer: hiredis packs each when the connection
-    encodes text its way, else redis-py's own packing."""
-    whole = [("MULTI",), *commands, ("EXEC",)]
+def _packed(conn: Any, transactions: Sequence[Sequence[Sequence[Any]]]) -> Any:
+    """``transactions`` (each a few commands), each in MULTI/EXEC, as one buffer: hiredis
+    packs each command when the connection encodes text its way, else redis-py's own
+    packing."""
+    whole: list[Sequence[Any]] = []
+    for commands in transactions:
+        whole += [("MULTI",), *commands, ("EXEC",)]
     encoder = conn.encoder
     if _hiredis_pack is None or (encoder.encoding, encoder.encoding_errors) != _UTF8:
         return conn.pack_commands(whole)
     return [b"".join([_hiredis_pack(command) for command in whole])]
 
 
-def _in_transaction(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
-    """Send ``commands`` as one transaction and read every reply (so the connection stays
-    in step whatever fails); EXEC's list, or the first error reply raised."""
-    mark_sent(conn, commands)
-    conn.send_packed_command(_packed(conn, commands))
+def send_transactions(conn: Any, transactions: Sequence[Sequence[Sequence[Any]]]) -> None:
+    """Write ``transactions`` on ``conn`` in one buffer (read each with ``read_transaction``)."""
+    mark_sent(conn, [command for commands in transactions for command in commands])
+    conn.send_packed_command(_packed(conn, transactions))
+
+
+def read_transaction(conn: Any, count: int) -> Any:
+    """Read every reply of a transaction of ``count`` commands (so the connection stays in
+    step whatever fails); EXEC's list, or the first error reply raised."""
     error = None
-    for _ in range(len(commands) + 1):  # +OK for MULTI, +QUEUED for each
+    for _ in range(count + 1):  # +OK for MULTI, +QUEUED for each
         try:
             conn.read_response()
         except ResponseError as exc:
@@ -83,6 +90,11 @@ def _in_transaction(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
         if isinstance(reply, ResponseError):
             raise reply
     return replies
+
+
+def _in_transaction(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
+    send_transactions(conn, [commands])
+    return read_transaction(conn, len(commands))
 
 
 def transaction(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:

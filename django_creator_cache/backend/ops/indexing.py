@@ -35,7 +35,7 @@ from ..indexes import (
     to_bytes,
 )
 from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE
-from .multi import Scripts, Tx
+from .multi import Scripts, SlotTx, SlotTxs, Tx
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -88,13 +88,14 @@ Item = tuple[str, str, Any, int]
 class Indexed:
     """One entry written with its index memberships in one atomic request, and what this
     process remembers after. The commonest case (one index, a plain write, nothing to
-    sweep, one server) is a ``Tx`` (``one_tx``): SET and ZADD with the placeholder, and
-    the shard's expiry only when this process has not set it lately; anything else is
-    a script. On a Cluster the shards are the entry's slot's, and
-    ``ready`` says whether the slot's records are known to be written (else the write
-    takes ``write``'s steps, which write them first)."""
+    sweep) is a transaction (``one_tx``): SET and ZADD with the placeholder, and the
+    shard's expiry only when this process has not set it lately; anything else is a
+    script. On a Cluster the shards are the entry's slot's, the transaction goes as a
+    ``SlotTxs`` (the script beside it for async clients), and ``ready`` says whether the
+    slot's records are known to be written (else the write takes ``write``'s steps,
+    which write them first)."""
 
-    __slots__ = ("args", "keys", "push", "px", "records", "script", "tx")
+    __slots__ = ("args", "keys", "push", "px", "records", "script", "slot", "tx")
 
     @classmethod
     def ready(
@@ -103,14 +104,13 @@ class Indexed:
         n = names(cache)
         root = n.root_of(item[0]) if cache.options.track_writes else None
         if not n.sharded():
-            quick = not n.cluster
-            return cls(cache, n, item, root, px, mode, tags, None, [], sweep_rank(), quick)
+            return cls(cache, n, item, root, px, mode, tags, None, [], sweep_rank(), True)
         slot = slot_of(to_bytes(item[1]))
         records = [(n.record(ROOT_RECORD, root), slot)] if root else []
         records += [(n.record(TAG_RECORD, tag), slot) for tag in tags]
         if needed_records(cache, records, px):
             return None
-        return cls(cache, n, item, root, px, mode, tags, slot, records, sweep_rank())
+        return cls(cache, n, item, root, px, mode, tags, slot, records, sweep_rank(), True)
 
     def __init__(
         self,
@@ -136,6 +136,8 @@ class Indexed:
         self.records = records
         self.push = push = (lives or Lives(cache, px)).push(keys[1:])
         self.tx: list[tuple[Any, ...]] | None = None
+        # The slot a Cluster's transaction goes to (None: not a Cluster).
+        self.slot = None if not n.cluster else slot_of(to_bytes(full)) if slot is None else slot
         if len(keys) == 2:  # the common case: one shard
             self.script = WRITE_ONE
             if root:
@@ -144,29 +146,48 @@ class Indexed:
                 member, skip = n.member(key, full, version, 0), ""
             if quick and not mode and sweep < 0:
                 self.tx = one_tx(full, value, keys[1], member, px, push)
-            else:
+            if self.tx is None or n.cluster:
                 self.args = one_args(n, value, member, px, mode, push, sweep, skip)
             return
         self.script = WRITE
         self.args = [*write_head(n, px, mode, sweep), *entry_args(n, item, root, tags, push)]
 
-    def command(self) -> tuple[Any, ...] | Tx:
-        """What a one-request operation sends: the ``Tx``, or the ``EVALSHA`` command."""
+    def command(self) -> tuple[Any, ...] | Tx | SlotTx:
+        """What a one-request operation sends: the transaction, or the ``EVALSHA``
+        command."""
         if self.tx is not None:
-            return Tx(self.tx)
+            return self.transaction()
         return self.script.command(self.keys, self.args)
 
-    def request(self) -> Tx | Script:
+    def request(self) -> Tx | SlotTx | Script:
         if self.tx is not None:
-            return Tx(self.tx)
+            return self.transaction()
         return Script(self.script, self.keys, self.args)
+
+    def transaction(self) -> Tx | SlotTx:
+        assert self.tx is not None
+        if self.slot is None:
+            return Tx(self.tx)
+        return SlotTx([self.slot_tx()], lambda: [self.call()])
+
+    def slot_tx(self) -> tuple[int, list[tuple[Any, ...]]]:
+        """Its transaction with the Cluster slot it goes to."""
+        assert self.slot is not None and self.tx is not None
+        return self.slot, self.tx
+
+    def call(self) -> tuple[Any, ...]:
+        """Its script call for ``Scripts`` (with its slot on a Cluster)."""
+        return (self.script, self.keys, self.args, self.slot)
 
     def flag(self, reply: Any) -> int:
         """0 not stored, 1 stored, 2 stored in a new shard (the script's reply, or the
-        ``Tx``'s: SET's, then ZADD's count of members added, the placeholder's too)."""
+        transaction's: SET's, then ZADD's count of members added, the placeholder's
+        too)."""
+        if type(reply) is int:
+            return reply
         if self.tx is not None:
             return 0 if not reply[0] else 2 if reply[1] == 2 else 1
-        return int(reply if type(reply) is int else reply[0])
+        return int(reply[0])
 
     def stored(self, cache: Backend, reply: Any) -> bool:
         """Whether the entry was stored; remembers the shards' expiry when the request
@@ -179,16 +200,25 @@ class Indexed:
     def healing(self, cache: Backend, reply: Any) -> Steps[None] | None:
         """What a shard made anew by this write still needs, as steps (else None). On a
         Cluster, where this process believed the slot's records written (a flush behind
-        its back), the records, which may be gone too. On one server, after a ``Tx`` that
-        did not set the shard's expiry (this process believed the shard there), its
-        expiry."""
+        its back), the records, which may be gone too. After a transaction that did not
+        set the shard's expiry (this process believed the shard there), its expiry."""
         if self.flag(reply) != 2:
             return None
-        if self.records:
-            return _record(cache, self.records, self.px)
-        if self.tx is not None and self.push != "1":
-            return _given_life(cache, self.keys[1], self.px)
-        return None
+        lifeless = self.tx is not None and self.push != "1"
+        if not (self.records or lifeless):
+            return None
+        return _heal(cache, self.records, [self.keys[1]] if lifeless else [], self.px)
+
+
+def _heal(
+    cache: Backend, records: list[tuple[str, int]], lifeless: list[str], px: int | None
+) -> Steps[None]:
+    """Shards a write found missing (flushed or deleted behind this process's back): an
+    expiry for those its transaction left without one, then their slots' records."""
+    if lifeless:
+        yield from _given_lives(cache, lifeless, px)
+    if records:
+        yield from _record(cache, records, px)
 
 
 def one_tx(
@@ -207,15 +237,15 @@ def one_tx(
     return commands
 
 
-def _given_life(cache: Backend, shard: str, px: int | None) -> Steps[None]:
-    """A shard a ``Tx`` found missing (flushed or deleted behind this process's back) gets
-    its expiry. Should that fail, the entry is stored all the same, and this process
-    forgets the shard's life so that its next write there sets it (as every process's
-    first write after ``MEMO_SECONDS`` does)."""
+def _given_lives(cache: Backend, shards: list[str], px: int | None) -> Steps[None]:
+    """Shards a transaction found missing get their expiry. Should that fail, the entries
+    are stored all the same, and this process forgets the shards' lives so that its next
+    write there sets them (as every process's first write after ``MEMO_SECONDS`` does)."""
+    life = shard_px(px)
     try:
-        yield ("PEXPIRE", shard, shard_px(px), "NX")
+        yield Pipe([("PEXPIRE", shard, life, "NX") for shard in shards])
     except Unavailable:
-        forget_lives(cache, (shard,))
+        forget_lives(cache, shards)
 
 
 def write_head(n: Names, px: int | None, mode: str, sweep: float) -> list[Any]:
@@ -286,10 +316,80 @@ def write(
             remember_records(cache, needed, px)
     sweep = sweep_rank()
     lives = Lives(cache, px)
-    calls = []
-    order: list[int] = []
     # Per entry written: its shards, and whether its write pushed their expiry out.
     shards_of: dict[int, tuple[list[str], str]] = {}
+    lifeless: list[str] = []  # shards found new by a transaction that gave them no expiry
+    if sharded and not tags and not mode and sweep < 0 and all(roots):
+        # The commonest Cluster batch: one transaction per entry, on its slot's node.
+        ones = [
+            Indexed(cache, n, item, roots[at], px, mode, tags, slots[at], [], sweep, True, lives)
+            for at, item in enumerate(items)
+        ]
+        replies = yield SlotTxs(
+            [one.slot_tx() for one in ones], lambda: [one.call() for one in ones]
+        )
+        order: Sequence[int] = range(len(items))
+        flags = [one.flag(reply) for one, reply in zip(ones, replies, strict=True)]
+        for at, (one, flag) in enumerate(zip(ones, flags, strict=True)):
+            shards_of[at] = (one.keys[1:], one.push)
+            if flag == 2 and one.push != "1":
+                lifeless.append(one.keys[1])
+    else:
+        calls, order = _scripted(
+            cache, n, items, roots, groups, px, mode, tags, sweep, lives, shards_of
+        )
+        if len(calls) == 1:
+            replies = [(yield Script(*calls[0][:3]))]
+        else:
+            replies = yield Scripts(calls)
+        flags = [f for reply in replies for f in ((reply,) if type(reply) is int else reply)]
+    stored = [False] * len(items)
+    new: list[int] = []
+    lived: dict[str, None] = {}
+    for at, flag in zip(order, flags, strict=True):
+        stored[at] = bool(flag)
+        if flag == 2:
+            new.append(at)
+        if flag == 2 or (flag and shards_of[at][1] == "1"):
+            lived.update(dict.fromkeys(shards_of[at][0]))
+    if lived:
+        extended(cache, lived, px)
+    if lifeless:
+        yield from _given_lives(cache, lifeless, px)
+    if new and sharded:
+        # A shard this process believed recorded was missing (flushed, say): its record
+        # may be gone too, so it is written again before the write returns.
+        done = set(needed)
+        heal = []
+        for at in new:
+            slot = slot_of(to_bytes(items[at][1]))
+            root = roots[at]
+            pairs = [(n.record(TAG_RECORD, tag), slot) for tag in tags]
+            if root:
+                pairs.append((n.record(ROOT_RECORD, root), slot))
+            heal += [pair for pair in pairs if pair not in done]
+        if heal:
+            yield from _record(cache, list(dict.fromkeys(heal)), px)
+    return stored
+
+
+def _scripted(
+    cache: Backend,
+    n: Names,
+    items: Sequence[Item],
+    roots: list[str | None],
+    groups: dict[int | None, list[int]],
+    px: int | None,
+    mode: str,
+    tags: tuple[str, ...],
+    sweep: float,
+    lives: Lives,
+    shards_of: dict[int, tuple[list[str], str]],
+) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """``write``'s script calls (with their slot) and the entries in their replies' order;
+    fills ``shards_of``. A slot's entries share scripts of ``ENTRIES_PER_SCRIPT``."""
+    calls: list[tuple[Any, ...]] = []
+    order: list[int] = []
     for slot, ats in groups.items():
         if len(ats) == 1:  # one entry (a Cluster spreads a batch over its slots)
             at = ats[0]
@@ -297,7 +397,7 @@ def write(
                 cache, n, items[at], roots[at], px, mode, tags, slot, [], sweep, lives=lives
             )
             shards_of[at] = (one.keys[1:], one.push)
-            calls.append((one.script, one.keys, one.args, slot))
+            calls.append(one.call())
             order.append(at)
             continue
         tag_shards = [n.shard(TAG_SHARD, tag, slot) for tag in tags]
@@ -320,37 +420,7 @@ def write(
                 args += entry_args(n, items[at], root, tags, push)
             calls.append((WRITE, keys, args, slot))
             order += chunk
-    if len(calls) == 1:
-        replies = [(yield Script(*calls[0]))]
-    else:
-        replies = yield Scripts(calls)
-    stored = [False] * len(items)
-    flags = [f for reply in replies for f in ((reply,) if type(reply) is int else reply)]
-    new: list[int] = []
-    lived: dict[str, None] = {}
-    for at, flag in zip(order, flags, strict=True):
-        stored[at] = bool(flag)
-        if flag == 2:
-            new.append(at)
-        if flag == 2 or (flag and shards_of[at][1] == "1"):
-            lived.update(dict.fromkeys(shards_of[at][0]))
-    if lived:
-        extended(cache, lived, px)
-    if new and sharded:
-        # A shard this process believed recorded was missing (flushed, say): its record
-        # may be gone too, so it is written again before the write returns.
-        done = set(needed)
-        heal = []
-        for at in new:
-            slot = slot_of(to_bytes(items[at][1]))
-            root = roots[at]
-            pairs = [(n.record(TAG_RECORD, tag), slot) for tag in tags]
-            if root:
-                pairs.append((n.record(ROOT_RECORD, root), slot))
-            heal += [pair for pair in pairs if pair not in done]
-        if heal:
-            yield from _record(cache, list(dict.fromkeys(heal)), px)
-    return stored
+    return calls, order
 
 
 # A shard to drain: (shard key, lex min, lex max, "<root><sep>" or "").

@@ -1,14 +1,23 @@
 """Requests made of several commands in one round trip: ``Scripts`` pipelines Lua script
-calls (each atomic), ``Tx`` runs plain commands as one MULTI/EXEC."""
+calls (each atomic), ``Tx`` runs plain commands as one MULTI/EXEC, ``SlotTxs`` many such
+transactions across a Cluster's nodes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..direct import pooled, transaction
+from ..direct import pooled, read_transaction, send_transactions, transaction
 from ..execution import Request, pipeline
 from ..indexes import slot_of, to_bytes
 from ..scripts import LuaScript
@@ -112,3 +121,105 @@ class Tx(Request):
 
     async def asend(self, client: Any) -> Any:
         return await self._queued(client).execute()
+
+
+# Error replies that say a queued transaction did not run because its slot is served
+# elsewhere now, or not yet (MovedError is an AskError).
+_REDIRECTED = (AskError, TryAgainError, ClusterDownError)
+
+
+class SlotTxs(Request):
+    """Transactions (``Tx`` commands) of one slot each on a Cluster, in one round trip:
+    each node's written in one buffer, to every node before any is read. A redis-py
+    Cluster pipeline is one transaction at most, at several times the cost of the
+    commands it carries.
+
+    ``txs``: ``(slot, commands)``. A transaction refused while queued (its slot moved or
+    is not served: MOVED, ASK, TRYAGAIN, CLUSTERDOWN) did not run: it runs again as a
+    redis-py Cluster transaction, which follows the redirection and learns the new
+    layout. A connection that fails leaves the transactions it did not answer to the
+    same writes as single-slot script calls (``scripts()``, one per transaction) through
+    redis-py's Cluster pipeline: every command in them may run twice. Replies in order:
+    EXEC's lists (or the scripts'). An async client sends ``scripts()`` from the start.
+    """
+
+    __slots__ = ("scripts", "txs")
+
+    def __init__(
+        self,
+        txs: Sequence[tuple[int, Sequence[tuple[Any, ...]]]],
+        scripts: Callable[[], Sequence[Any]],
+    ) -> None:
+        super().__init__()
+        self.txs = txs
+        self.scripts = scripts
+
+    def send(self, client: Any) -> Any:
+        out: list[Any] = [None] * len(self.txs)
+        again: list[int] = []
+        try:
+            self._exchange(client, out, again)
+        except (RedisConnectionError, RedisTimeoutError):
+            # Every command may run twice: what is unanswered goes again, as the scripts,
+            # through redis-py's Cluster pipeline (its retries, its topology refresh).
+            undone = [at for at, reply in enumerate(out) if reply is None and at not in again]
+            if undone:
+                scripts = self.scripts()
+                redone = Scripts([scripts[at] for at in undone]).send(client)
+                for at, reply in zip(undone, redone, strict=True):
+                    out[at] = reply
+        for at in again:
+            out[at] = Tx(self.txs[at][1]).send(client)
+        return out
+
+    def _exchange(self, client: Any, out: list[Any], again: list[int]) -> None:
+        """Send each node's transactions, then read them into ``out`` (``again``: those
+        redirected). A connection that fails is dropped, with every other it took."""
+        nodes = client.nodes_manager
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for at, (slot, _) in enumerate(self.txs):
+            node = nodes.get_node_from_slot(slot)
+            found = by_node.get(node.name)
+            if found is None:
+                by_node[node.name] = (node, [at])
+            else:
+                found[1].append(at)
+        failed: ResponseError | None = None
+        taken: list[tuple[Any, Any, list[int]]] = []
+        try:
+            for node, ats in by_node.values():
+                pool = node.redis_connection.connection_pool
+                taken.append((pool, pool.get_connection(), ats))
+                send_transactions(taken[-1][1], [self.txs[at][1] for at in ats])
+            for _, conn, ats in taken:
+                for at in ats:
+                    try:
+                        out[at] = read_transaction(conn, len(self.txs[at][1]))
+                    except _REDIRECTED:
+                        again.append(at)
+                    except ResponseError as exc:  # every reply is read all the same
+                        failed = failed or exc
+        except BaseException:  # replies may be on their way: no one else reads them
+            for _, conn, _ in taken:
+                conn.disconnect()
+            raise
+        finally:
+            for pool, conn, _ in taken:
+                pool.release(conn)
+        if failed is not None:
+            raise failed
+
+    async def asend(self, client: Any) -> Any:
+        return await Scripts(self.scripts()).asend(client)
+
+
+class SlotTx(SlotTxs):
+    """A ``SlotTxs`` of one transaction: its reply alone."""
+
+    __slots__ = ()
+
+    def send(self, client: Any) -> Any:
+        return super().send(client)[0]
+
+    async def asend(self, client: Any) -> Any:
+        return (await super().asend(client))[0]
