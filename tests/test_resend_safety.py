@@ -194,3 +194,78 @@ def test_payout_mark_processed_is_never_applied_twice(cut: Cut) -> None:
         cut.next_reply(lambda: payouts.mark_processed(day, 2), b"EVALSHA")
     got = payouts.get(day)
     assert got is not None and (got.processed_count, got.pending_count) == (3, 2)
+
+
+def _bookkeeping_lives(cache: Any) -> dict[bytes, int]:
+    """Every key of the package's own (index shards, slot records) with its PTTL."""
+    head = cache.internal_key("").encode()
+    client = cache.get_client()
+    servers = (
+        [client.get_redis_connection(node) for node in client.get_primaries()]
+        if cache.cluster
+        else [client]
+    )
+    return {
+        key: server.pttl(key)
+        for server in servers
+        for key in server.scan_iter(match=head + b"*", count=1000)
+    }
+
+
+def test_a_write_resent_after_a_flush_behind_its_back_still_heals(cut: Cut) -> None:
+    """The index shards (and a Cluster's slot records) are flushed behind the writer's
+    back; its next write's reply is cut and the write is sent again (on a Cluster a
+    ``set_many`` too; one server's is a write script, not resent). The resent write finds
+    the shard its first run made, yet heals as for a new one: every shard gets an
+    expiry, the records are written again, one invalidation takes every entry."""
+    cache = cut.cache
+    batch = {f"h:{n}": n for n in range(40)}
+    fresh = {key: value + 100 for key, value in batch.items()}
+    for many in [False, True] if cache.cluster else [False]:
+        cache.set_many(batch)  # this process now believes the shards and records there
+        cache.set("h:one", 1)
+        cache.get_client().flushdb(**({"target_nodes": "primaries"} if cache.cluster else {}))
+        if many:
+            assert cut.next_reply(lambda: cache.set_many(fresh), b"MULTI") == []
+        else:
+            assert cut.next_reply(lambda: cache.set("h:one", 2), b"MULTI") is True
+        assert cut.happened
+        lives = _bookkeeping_lives(cache)
+        assert lives and all(life > 0 for life in lives.values()), lives
+        written = list(fresh) if many else ["h:one"]
+        assert cache.invalidate_prefix("h") == len(written)
+        assert cache.get_many(written) == {}
+
+
+def test_an_index_member_named_like_an_option_is_resent(cut: Cut) -> None:
+    """``ZADD shard 0 "" 0 get``: "get" is a member, not an option; the write is as safe
+    to resend as any other (it was judged unsafe, and the write reported failure)."""
+    cache = cut.cache
+    cache.set("w:warm", 0)
+    assert cut.next_reply(lambda: cache.set("w:get", "v"), b"MULTI") is True
+    assert cut.happened
+    if cut.mode == "cluster":
+        batch = {"b:nx": 1, **{f"b:{n}": n for n in range(20)}}
+        assert cut.next_reply(lambda: cache.set_many(batch), b"MULTI") == []
+        assert cut.happened
+        assert cache.get_many(list(batch)) == batch
+    assert cache.get("w:get") == "v"
+    assert cache.invalidate_prefix("w") == 2
+
+
+def test_resend_judgement_of_set_and_zadd_reads_options_not_values() -> None:
+    """A SET's options follow its value; a ZADD's sit between its key and first score:
+    values and members that read like options are neither."""
+    from django_creator_cache.backend.resend import is_safe
+
+    assert is_safe(("SET", "k", "nx"))
+    assert is_safe(("SET", "k", "v", "PX", 100))
+    assert not is_safe(("SET", "k", "v", "PX", 100, "NX"))
+    assert not is_safe(("SET", "k", "v", b"xx"))
+    assert not is_safe(("SET", "k", "v", "GET"))
+    assert is_safe(("ZADD", "i", 0, "", 0, "get"))
+    assert is_safe(("ZADD", "i", "GT", "CH", 0, "incr", 0, "nx"))
+    assert not is_safe(("ZADD", "i", "NX", 0, "m"))
+    assert not is_safe(("ZADD", "i", b"xx", 0, "m"))
+    assert not is_safe(("ZADD", "i", "INCR", 1, "m"))
+    assert not is_safe(("zadd", "i", "nx", 0, "m"))

@@ -97,16 +97,23 @@ def _in_transaction(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
     return read_transaction(conn, len(commands))
 
 
-def transaction(client: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+def transaction(client: Any, commands: Sequence[Sequence[Any]]) -> tuple[list[Any], bool]:
     """``commands`` run as one MULTI/EXEC on a ``pooled`` client: their replies, parsed by
-    the client's callbacks as a redis-py pipeline would."""
-    replies = _on_a_connection(client.connection_pool, _in_transaction, commands)
+    the client's callbacks as a redis-py pipeline would, and whether they were sent
+    again after a lost reply (so they may have run twice)."""
+    sent = [0]
+
+    def exchange(conn: Any, commands: Sequence[Sequence[Any]]) -> Any:
+        sent[0] += 1
+        return _in_transaction(conn, commands)
+
+    replies = _on_a_connection(client.connection_pool, exchange, commands)
     callbacks = client.response_callbacks
     out = []
     for command, reply in zip(commands, replies, strict=True):
         parse = callbacks.get(command[0])
         out.append(reply if parse is None else parse(reply))
-    return out
+    return out, sent[0] > 1
 
 
 def _on_a_connection(pool: Any, exchange: Callable[[Any, Any], Any], args: Any) -> Any:

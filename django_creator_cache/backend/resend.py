@@ -125,6 +125,8 @@ SAFE_COMMANDS = frozenset(
 )
 # Options that make a SET or ZADD depend on what was there (a second run answers differently).
 _CONDITIONAL = frozenset({"NX", "XX", "GET", "INCR", "nx", "xx", "get", "incr"})
+# ZADD options that leave a second run's effect the same as the first's.
+_ZADD_FLAGS = frozenset({"GT", "LT", "CH"})
 # Commands whose safety depends on their arguments.
 _BY_ARGS = frozenset({"SET", "ZADD", "EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"})
 # Command names (as sent) whose safety is the name's alone: the safe ones first, the
@@ -152,11 +154,15 @@ def is_safe(args: Sequence[Any]) -> bool:
         return known
     if name == "EVALSHA":
         return args[1] in _READ_ONLY_SCRIPTS
-    if name == "SET" or name == "ZADD":  # as the package sends them: options after the key
-        return _unconditional(args)
+    if name == "SET":  # as the package sends them
+        return _set_unconditional(args)
+    if name == "ZADD":
+        return _zadd_unconditional(args)
     word = (name if type(name) is str else bytes(name).decode()).upper().split(" ", 1)[0]
-    if word in ("SET", "ZADD"):
-        return _unconditional(args)
+    if word == "SET":
+        return _set_unconditional(args)
+    if word == "ZADD":
+        return _zadd_unconditional(args)
     if word in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO"):
         return word.endswith("_RO") or args[1] in _READ_ONLY_SCRIPTS
     safe = word in SAFE_COMMANDS
@@ -164,12 +170,31 @@ def is_safe(args: Sequence[Any]) -> bool:
     return safe
 
 
-def _unconditional(args: Sequence[Any]) -> bool:
-    """A SET or ZADD without an option that makes it depend on what was there (a loop, not
-    ``all()`` of a generator: this runs for every write sent)."""
-    for arg in args[3:]:  # noqa: SIM110
-        if type(arg) is str and arg in _CONDITIONAL:
+def _set_unconditional(args: Sequence[Any]) -> bool:
+    """A SET without an option that makes it depend on what was there: its options follow
+    the value (a loop, not ``all()`` of a generator: this runs for every write sent)."""
+    for arg in args[3:]:
+        if type(arg) is str:
+            if arg in _CONDITIONAL:
+                return False
+        elif type(arg) is bytes and arg.decode("latin-1").upper() in _CONDITIONAL:
             return False
+    return True
+
+
+def _zadd_unconditional(args: Sequence[Any]) -> bool:
+    """A ZADD without NX, XX or INCR: its options come between the key and the first
+    score; the members after may be any text (a member named "nx" is no option)."""
+    for arg in args[2:]:
+        if type(arg) is bytes:
+            arg = arg.decode("latin-1")
+        if type(arg) is not str:
+            return True  # a number: the first score
+        word = arg.upper()
+        if word in _CONDITIONAL:
+            return False
+        if word not in _ZADD_FLAGS:
+            return True  # the first score
     return True
 
 

@@ -35,7 +35,7 @@ from ..indexes import (
     to_bytes,
 )
 from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE
-from .multi import Scripts, SlotTx, SlotTxs, Tx
+from .multi import Rerun, Scripts, SlotTx, SlotTxs, Tx
 
 if TYPE_CHECKING:
     from ..protocol import Backend
@@ -182,7 +182,10 @@ class Indexed:
     def flag(self, reply: Any) -> int:
         """0 not stored, 1 stored, 2 stored in a new shard (the script's reply, or the
         transaction's: SET's, then ZADD's count of members added, the placeholder's
-        too)."""
+        too). A write sent again after a lost reply (``Rerun``) that stored counts as 2:
+        its first run may have made the shard, then left it to be healed."""
+        if type(reply) is Rerun:
+            return 2 if self.flag(reply.reply) else 0
         if type(reply) is int:
             return reply
         if self.tx is not None:

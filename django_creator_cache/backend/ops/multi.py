@@ -97,10 +97,21 @@ class Scripts(Request):
         return out
 
 
+class Rerun:
+    """The reply of writes sent again after a lost reply: they may have run before, so
+    what they found already there (an index shard, say) may be the first run's doing."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+
 class Tx(Request):
     """A few commands run as one MULTI/EXEC on a single server (one round trip, all or
-    none run); their replies in order. Plain commands cost the server less than a script
-    doing the same (no interpreter, no argument tables), so the commonest write uses it."""
+    none run); their replies in order (a ``Rerun`` of them if sent again). Plain commands
+    cost the server less than a script doing the same (no interpreter, no argument
+    tables), so the commonest write uses it."""
 
     __slots__ = ("commands",)
 
@@ -116,7 +127,8 @@ class Tx(Request):
 
     def send(self, client: Any) -> Any:
         if pooled(client):
-            return transaction(client, self.commands)
+            replies, resent = transaction(client, self.commands)
+            return Rerun(replies) if resent else replies
         return self._queued(client).execute()
 
     async def asend(self, client: Any) -> Any:
@@ -140,7 +152,8 @@ class SlotTxs(Request):
     layout. A connection that fails leaves the transactions it did not answer to the
     same writes as single-slot script calls (``scripts()``, one per transaction) through
     redis-py's Cluster pipeline: every command in them may run twice. Replies in order:
-    EXEC's lists (or the scripts'). An async client sends ``scripts()`` from the start.
+    EXEC's lists (``Rerun`` of the scripts' for those sent again). An async client sends
+    ``scripts()`` from the start.
     """
 
     __slots__ = ("scripts", "txs")
@@ -167,7 +180,7 @@ class SlotTxs(Request):
                 scripts = self.scripts()
                 redone = Scripts([scripts[at] for at in undone]).send(client)
                 for at, reply in zip(undone, redone, strict=True):
-                    out[at] = reply
+                    out[at] = Rerun(reply)
         for at in again:
             out[at] = Tx(self.txs[at][1]).send(client)
         return out
@@ -188,7 +201,7 @@ class SlotTxs(Request):
         taken: list[tuple[Any, Any, list[int]]] = []
         try:
             for node, ats in by_node.values():
-                pool = node.redis_connection.connection_pool
+                pool = client.get_redis_connection(node).connection_pool
                 taken.append((pool, pool.get_connection(), ats))
                 send_transactions(taken[-1][1], [self.txs[at][1] for at in ats])
             for _, conn, ats in taken:
