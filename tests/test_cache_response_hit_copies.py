@@ -19,9 +19,10 @@ from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
 
 from django_creator_cache.views_cache import cache_response, core, entry
-from django_creator_cache.views_cache.core import HIT, PageOptions
+from django_creator_cache.views_cache.core import HIT
 from tests.conftest import flush
 from tests.redis_servers import RedisServer
+from tests.test_cache_response_hit_path import options
 
 ALIAS = "tiered_pages"
 RENDERS: list[str] = []
@@ -117,22 +118,6 @@ def test_an_invalidation_reaches_the_remembered_page(tiered: Any) -> None:
     after = shared_page(anonymous())
     assert after["X-Cache"] == "MISS" and after.content == b"shared page 2"
     assert shared_page(anonymous()).content == b"shared page 2"
-
-
-def options(**changes: Any) -> PageOptions:
-    base: dict[str, Any] = {
-        "ttl": 60.0,
-        "policy": None,
-        "prefix": "views",
-        "tags": (),
-        "vary_on_user": False,
-        "vary_on_headers": (),
-        "vary_on_query": True,
-        "key_func": None,
-        "alias": "default",
-        "statuses": frozenset({200}),
-    }
-    return PageOptions(**{**base, **changes})
 
 
 @pytest.mark.parametrize("view_control", [None, "max-age=10, must-revalidate"])
