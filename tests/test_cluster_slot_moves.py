@@ -85,3 +85,19 @@ def test_a_write_to_a_moved_slot_lands_on_its_new_owner_indexed(
     assert cache.invalidate_prefix("moved") == len(others) + 1
     assert cache.get("moved:1") is None
     assert cache.get_many(list(others)) == {}
+
+
+def test_a_slot_missing_from_the_clients_map_is_looked_up_again(
+    cluster: RedisCluster, settings: Any
+) -> None:
+    """The client's slot map lacks the entry's slot (a topology change half seen): the
+    map is read again and the write lands, indexed."""
+    settings.CACHES = {"default": cluster_entry(cluster)}
+    cache = caches["default"]
+    cache.set_many({f"gap:other{n}": n for n in range(10)})
+    slot = slot_of(cache.make_key("gap:1").encode())
+    cache.get_client().nodes_manager.slots_cache.pop(slot)
+    assert cache.set_many({"gap:1": "v", "gap:2": "w"}) == []
+    assert cache.get_client().nodes_manager.slots_cache.get(slot)  # read again
+    assert cache.get("gap:1") == "v"
+    assert cache.invalidate_prefix("gap") == 12

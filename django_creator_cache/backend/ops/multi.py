@@ -12,6 +12,7 @@ from redis.exceptions import (
     ClusterDownError,
     NoScriptError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -171,7 +172,11 @@ class SlotTxs(Request):
         out: list[Any] = [None] * len(self.txs)
         again: list[int] = []
         try:
-            self._exchange(client, out, again)
+            try:
+                self._exchange(client, out, again)
+            except SlotNotCoveredError:  # nothing sent: the map is read again, as redis-py
+                client.nodes_manager.initialize()  # does when it meets a slot it lacks
+                raise RedisConnectionError("slot not covered") from None
         except (RedisConnectionError, RedisTimeoutError):
             # Every command may run twice: what is unanswered goes again, as the scripts,
             # through redis-py's Cluster pipeline (its retries, its topology refresh).
