@@ -205,12 +205,18 @@ class Indexed:
         Cluster, where this process believed the slot's records written (a flush behind
         its back), the records, which may be gone too. After a transaction that did not
         set the shard's expiry (this process believed the shard there), its expiry."""
-        if self.flag(reply) != 2:
+        flag = self.flag(reply)
+        if flag != 2:
             return None
-        lifeless = self.tx is not None and self.push != "1"
+        lifeless = self.unlived(flag)
         if not (self.records or lifeless):
             return None
         return _heal(cache, self.records, [self.keys[1]] if lifeless else [], self.px)
+
+    def unlived(self, flag: int) -> bool:
+        """Whether this write found its shard new (``flag`` 2) and, as a transaction that
+        did not push the shard's expiry, left it without one."""
+        return flag == 2 and self.tx is not None and self.push != "1"
 
 
 def _heal(
@@ -335,7 +341,7 @@ def write(
         flags = [one.flag(reply) for one, reply in zip(ones, replies, strict=True)]
         for at, (one, flag) in enumerate(zip(ones, flags, strict=True)):
             shards_of[at] = (one.keys[1:], one.push)
-            if flag == 2 and one.push != "1":
+            if one.unlived(flag):
                 lifeless.append(one.keys[1])
     else:
         calls, order = _scripted(

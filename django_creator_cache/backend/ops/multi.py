@@ -28,9 +28,9 @@ class Scripts(Request):
     """Several Lua script calls in one pipeline (one round trip per node), each atomic.
 
     ``calls`` are ``(LuaScript, keys, args)`` (and the keys' slot, when known) or plain
-    commands; replies come back in
-    order. A server that lacks a script answers NOSCRIPT for it (it did not run): the
-    script is loaded and those calls alone are sent again. Any other error reply fails the request.
+    commands; replies come back in order. A server that lacks a script answers NOSCRIPT
+    for it (it did not run): the script is loaded and those calls alone are sent again.
+    Any other error reply fails the request.
     """
 
     __slots__ = ("calls",)
@@ -172,12 +172,10 @@ class SlotTxs(Request):
         out: list[Any] = [None] * len(self.txs)
         again: list[int] = []
         try:
-            try:
-                self._exchange(client, out, again)
-            except SlotNotCoveredError:  # nothing sent: the map is read again, as redis-py
-                client.nodes_manager.initialize()  # does when it meets a slot it lacks
-                raise RedisConnectionError("slot not covered") from None
-        except (RedisConnectionError, RedisTimeoutError):
+            self._exchange(client, out, again)
+        except (RedisConnectionError, RedisTimeoutError, SlotNotCoveredError) as exc:
+            if isinstance(exc, SlotNotCoveredError):  # nothing sent: the map is read again,
+                client.nodes_manager.initialize()  # as redis-py does for a slot it lacks
             # Every command may run twice: what is unanswered goes again, as the scripts,
             # through redis-py's Cluster pipeline (its retries, its topology refresh).
             undone = [at for at, reply in enumerate(out) if reply is None and at not in again]
