@@ -18,6 +18,7 @@ import pytest
 from django.core.cache import caches
 
 from django_creator_cache.backend.indexes import slot_of
+from django_creator_cache.backend.ops import indexing
 from tests.conftest import cluster_entry
 from tests.redis_servers import RedisCluster, RedisServer
 
@@ -87,11 +88,14 @@ def test_a_write_to_a_moved_slot_lands_on_its_new_owner_indexed(
     assert cache.get_many(list(others)) == {}
 
 
+@pytest.mark.parametrize("sweep", [-1.0, 0.5], ids=["transactions", "sweeping-scripts"])
 def test_a_slot_missing_from_the_clients_map_is_looked_up_again(
-    cluster: RedisCluster, settings: Any
+    cluster: RedisCluster, settings: Any, monkeypatch: pytest.MonkeyPatch, sweep: float
 ) -> None:
     """The client's slot map lacks the entry's slot (a topology change half seen): the
-    map is read again and the write lands, indexed."""
+    map is read again and the write lands, indexed, whether the batch goes as
+    transactions or (one write in 16 sweeps its index) as scripts."""
+    monkeypatch.setattr(indexing, "sweep_rank", lambda: sweep)
     settings.CACHES = {"default": cluster_entry(cluster)}
     cache = caches["default"]
     cache.set_many({f"gap:other{n}": n for n in range(10)})

@@ -24,6 +24,18 @@ from ..indexes import slot_of, to_bytes
 from ..scripts import LuaScript
 
 
+def node_of(client: Any, slot: int) -> Any:
+    """The primary serving ``slot`` on a Cluster. A slot missing from the client's map (a
+    topology change half seen) makes it read the map again once, as redis-py does for its
+    own commands; a slot still not served raises ``SlotNotCoveredError``."""
+    nodes = client.nodes_manager
+    try:
+        return nodes.get_node_from_slot(slot)
+    except SlotNotCoveredError:
+        nodes.initialize()
+        return nodes.get_node_from_slot(slot)
+
+
 class Scripts(Request):
     """Several Lua script calls in one pipeline (one round trip per node), each atomic.
 
@@ -51,8 +63,7 @@ class Scripts(Request):
                     slot = call[3] if len(call) > 3 else None
                     if slot is None:
                         slot = slot_of(to_bytes(keys[0]))
-                    node = client.nodes_manager.get_node_from_slot(slot)
-                    pipe.execute_command(*command, target_nodes=node)
+                    pipe.execute_command(*command, target_nodes=node_of(client, slot))
                 else:
                     pipe.execute_command(*command)
             else:
@@ -173,9 +184,7 @@ class SlotTxs(Request):
         again: list[int] = []
         try:
             self._exchange(client, out, again)
-        except (RedisConnectionError, RedisTimeoutError, SlotNotCoveredError) as exc:
-            if isinstance(exc, SlotNotCoveredError):  # nothing sent: the map is read again,
-                client.nodes_manager.initialize()  # as redis-py does for a slot it lacks
+        except (RedisConnectionError, RedisTimeoutError):
             # Every command may run twice: what is unanswered goes again, as the scripts,
             # through redis-py's Cluster pipeline (its retries, its topology refresh).
             undone = [at for at, reply in enumerate(out) if reply is None and at not in again]
@@ -191,10 +200,9 @@ class SlotTxs(Request):
     def _exchange(self, client: Any, out: list[Any], again: list[int]) -> None:
         """Send each node's transactions, then read them into ``out`` (``again``: those
         redirected). A connection that fails is dropped, with every other it took."""
-        nodes = client.nodes_manager
         by_node: dict[str, tuple[Any, list[int]]] = {}
         for at, (slot, _) in enumerate(self.txs):
-            node = nodes.get_node_from_slot(slot)
+            node = node_of(client, slot)
             found = by_node.get(node.name)
             if found is None:
                 by_node[node.name] = (node, [at])
