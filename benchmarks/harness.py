@@ -494,6 +494,7 @@ DISTRIBUTIONS = {
     "django-redis": "django-redis",
     "django-ratelimit": "django-ratelimit",
     "gunicorn": "gunicorn",
+    "asgiref": "asgiref",
 }
 
 
