@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -59,14 +60,26 @@ class Cut:
                 proxy.cut_when = None
 
 
+@pytest.fixture
+def pool_kwargs() -> dict[str, Any]:
+    """redis-py connection options of the cache under test (a test may parametrize them)."""
+    return {}
+
+
 @pytest.fixture(params=["single", "cluster"])
 def cut(
-    request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pool_kwargs: dict[str, Any],
 ) -> Iterator[Cut]:
     # One tracked write in 16 also sweeps its index (a script, not a transaction): none
     # here, so that what a test cuts is what every run sends.
     monkeypatch.setattr(indexing, "sweep_rank", lambda: -1.0)
     options: dict[str, Any] = {"RETRY_ATTEMPTS": 3, "CIRCUIT_FAILURES": 100}
+    if pool_kwargs:  # redis-py's connection options, for a Cluster's nodes too
+        name = "CONNECTION_POOL_KWARGS" if request.param == "single" else "CLUSTER_KWARGS"
+        options[name] = pool_kwargs
     if request.param == "single":
         server, proxy = request.getfixturevalue("proxied_server")
         entry = {"BACKEND": BACKEND, "LOCATION": proxy.url, "OPTIONS": options}
@@ -124,6 +137,30 @@ def test_async_incr_is_never_applied_twice(cut: Cut) -> None:
 
     asyncio.run(cut_inside())
     assert cache.get("n") == 2
+
+
+@pytest.mark.parametrize("pool_kwargs", [{"health_check_interval": 0.05}], ids=["health-checks"])
+def test_a_health_check_before_a_counter_leaves_it_unresent(
+    cut: Cut, pool_kwargs: dict[str, Any]
+) -> None:
+    """redis-py PINGs a connection idle past its health-check interval before the next
+    command: that PING (safe to resend) must not hide the command after it."""
+    cache = cut.cache
+    cache.set("n", 9)
+    cache.incr("n")
+    time.sleep(0.1)
+    with pytest.raises(CacheUnavailable):
+        cut.next_reply(lambda: cache.incr("n", 5), b"EVALSHA")
+    assert cache.get("n") == 15  # ran once: not 20
+
+    async def cut_inside() -> None:
+        await cache.aincr("n")
+        await asyncio.sleep(0.1)
+        with pytest.raises(CacheUnavailable):
+            await cut.anext_reply(lambda: cache.aincr("n", 1), b"EVALSHA")
+
+    asyncio.run(cut_inside())
+    assert cache.get("n") == 17  # ran once: not 18
 
 
 def test_set_nx_is_not_resent(cut: Cut) -> None:

@@ -236,22 +236,25 @@ class _Guard(_Marking):
     """Sync connection mixin: a lost reply to an unsafe command is ``ReplyLost``."""
 
     def send_command(self, *args: Any, **kwargs: Any) -> None:
-        # redis-py's send_command with ``send_packed_command`` below written in.
         safe = _BY_NAME.get(args[0])
-        self._unsafe_sent = not (safe if safe is not None else is_safe(args))
+        unsafe = not (safe if safe is not None else is_safe(args))
         packed = self._command_packer.pack(*args)  # type: ignore[attr-defined]
-        if not self._sock:  # type: ignore[attr-defined]
-            self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
-        try:
-            super().send_packed_command(packed, kwargs.get("check_health", True))  # type: ignore[misc]
-        except RedisConnectionError as exc:
-            self._reraise(exc, "connection lost while sending")
+        self._send(packed, kwargs.get("check_health", True), unsafe)
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        self._send(command, check_health, self._unsafe_sent)
+
+    def _send(self, packed: Any, check_health: bool, unsafe: bool) -> None:
+        """Send ``packed``, marked ``unsafe``: the connection's own commands first (the
+        connect's handshake, a health check's ``PING``), which mark it themselves and
+        whose failure sent nothing of the caller's, then the caller's."""
         if not self._sock:  # type: ignore[attr-defined]
-            self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
+            self.connect()  # type: ignore[attr-defined]
+        if check_health:
+            self.check_health()  # type: ignore[attr-defined]
+        self._unsafe_sent = unsafe
         try:
-            super().send_packed_command(command, check_health)  # type: ignore[misc]
+            super().send_packed_command(packed, False)  # type: ignore[misc]
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
@@ -266,14 +269,21 @@ class _AsyncGuard(_Marking):
     """The same for redis.asyncio connections."""
 
     async def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self._unsafe_sent = not is_safe(args)
-        await super().send_command(*args, **kwargs)  # type: ignore[misc]
+        packed = self.pack_command(*args)  # marks it
+        await self._send(packed, kwargs.get("check_health", True), self._unsafe_sent)
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        await self._send(command, check_health, self._unsafe_sent)
+
+    async def _send(self, packed: Any, check_health: bool, unsafe: bool) -> None:
+        """``_Guard._send`` for redis.asyncio."""
         if not self.is_connected:  # type: ignore[attr-defined]
-            await self.connect()  # type: ignore[attr-defined]  # a failure here sent nothing
+            await self.connect()  # type: ignore[attr-defined]
+        if check_health:
+            await self.check_health()  # type: ignore[attr-defined]
+        self._unsafe_sent = unsafe
         try:
-            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            await super().send_packed_command(packed, False)  # type: ignore[misc]
         except RedisConnectionError as exc:
             self._reraise(exc, "connection lost while sending")
 
