@@ -65,6 +65,18 @@ return false
 """
 )
 
+# A counter past 64 bits, added to in Python: written (1) only while it still holds what
+# was read, else left alone (0) for the caller to read again; keeps the TTL.
+REPLACE_IF = LuaScript(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+)
+
 # One key's value and remaining life (the local tier keeps it that long at most).
 FETCH_ONE = LuaScript(
     "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}", read_only=True

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import CacheUnavailable, CorruptValue
-from ..execution import Pipe, Steps, Unavailable
-from ..scripts import INCR
+from ..execution import Pipe, Script, Steps, Unavailable
+from ..scripts import INCR, REPLACE_IF
 from ..single import More, One
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # Error replies of INCRBY meaning "not a 64-bit integer (any more)": decided in Python.
 _NOT_A_64_BIT_INTEGER = ("not an integer", "out of range", "would overflow")
+# Tries of an increment past 64 bits against writers changing the counter meanwhile.
+_MAX_REPLACES = 1000
 
 
 def _ask(
@@ -74,22 +76,28 @@ def _refused(cache: Backend, full: str, delta: int, error: BaseException) -> Ste
     if not any(part in text for part in _NOT_A_64_BIT_INTEGER):
         cache.runtime.counters.errors += 1
         raise CacheUnavailable(cache.alias, "incr", error) from error
-    # Integers beyond 64 bits are stored as decimal text: add in Python.
-    raw = yield ("GET", full)
-    if raw is None:
-        raise ValueError(f"Key {full!r} not found")
-    try:
-        current = cache.codec.decode(raw)
-    except CorruptValue as exc:
-        raise TypeError(f"value of {full!r} cannot be read: {exc}") from exc
-    if type(current) is not int:
-        raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
-    value: int = current + delta
-    try:
-        yield ("SET", full, value, "KEEPTTL")
-    finally:
-        cache.forget_local((full,))
-    return value
+    # Integers beyond 64 bits are stored as decimal text: added in Python, and written
+    # back only if no other writer changed the value meanwhile (else read again).
+    for _ in range(_MAX_REPLACES):
+        raw = yield ("GET", full)
+        if raw is None:
+            raise ValueError(f"Key {full!r} not found")
+        try:
+            current = cache.codec.decode(raw)
+        except CorruptValue as exc:
+            raise TypeError(f"value of {full!r} cannot be read: {exc}") from exc
+        if type(current) is not int:
+            raise TypeError(f"value of {full!r} is {type(current).__name__}, not an integer")
+        value: int = current + delta
+        try:
+            replaced = yield Script(REPLACE_IF, (full,), (raw, value))
+        finally:
+            cache.forget_local((full,))
+        if replaced == 1:
+            return value
+    raise CacheUnavailable(
+        cache.alias, "incr", RuntimeError(f"{full!r} kept changing under the increment")
+    )
 
 
 def incr_version(
