@@ -49,7 +49,7 @@ MIDDLEWARE = [
 NEVER = frozenset(
     {
         "session-write", "cookie", "raw-cookie", "vary-star", "no-store", "no-cache",
-        "s-maxage-0", "max-age-0", "csrf", "messages-show", "messages-add",
+        "s-maxage-0", "max-age-0", "csrf", "messages-show", "messages-count", "messages-add",
     }
 )  # fmt: skip
 # One visitor's: kept per user under vary_on_user, never shared.
@@ -57,7 +57,9 @@ PERSONAL = frozenset(
     {"session-read", "vary-cookie", "vary-authorization", "private", "template-session"}
 )
 # What each page shows of its visitor: the pref cookie, the session's cart, the user.
-SHOWS_PREF = frozenset(set(NEVER - {"csrf", "messages-show"}) | {"vary-cookie", "private"})
+SHOWS_PREF = frozenset(
+    set(NEVER - {"csrf", "messages-show", "messages-count"}) | {"vary-cookie", "private"}
+)
 SHOWS_PREF |= {"vary-authorization"}
 SHOWS_CART = frozenset({"session-read", "template-session"})
 SHOWS_NAME = frozenset({"user", "template-user"})
@@ -168,6 +170,8 @@ def own_thing(scenario: str, visitor: Visitor) -> str | None:
         return visitor.secrets["pref"]
     if scenario == "messages-show":
         return f"note-{visitor.secrets['pref']}"
+    if scenario == "messages-count":
+        return " new"  # counted, not shown: they stay queued, the count grows
     if scenario in SHOWS_CART:
         return visitor.secrets["cart"]
     if scenario in SHOWS_NAME:
@@ -198,7 +202,8 @@ def test_no_visitor_gets_another_visitors_page_or_cookie(
     anon2 = make_visitor(kind, "anontwo")
     visitors = [alice, anon1, bob, anon2]
     url = f"/privacy/{kind}/{variant}/{scenario}/"
-    responses = run(kind, site, [(v, url) for v in visitors * 2], scenario == "messages-show")
+    with_message = scenario in ("messages-show", "messages-count")
+    responses = run(kind, site, [(v, url) for v in visitors * 2], with_message)
 
     seen_keys: set[str | None] = set()
     for turn, (visitor, response) in enumerate(zip(visitors * 2, responses, strict=True)):
@@ -261,6 +266,40 @@ def test_a_shared_page_that_middleware_adds_a_cookie_to_is_private_downstream(
     settings.SESSION_SAVE_EVERY_REQUEST = False
     (third,) = run(kind, site, [(make_visitor(kind, "third"), url)], with_message=False)
     assert third["X-Cache"] == "HIT" and "public" in third["Cache-Control"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_view_writing_a_session_a_middleware_wrote_first_is_not_stored(
+    site: Any, settings: Any, kind: str
+) -> None:
+    """A middleware wrote the session before the view: the view's own write is not
+    mistaken for a read (its page kept per user and its write replayed on every hit);
+    a view that leaves the session alone is still kept per user."""
+    settings.MIDDLEWARE = [*MIDDLEWARE, "tests.testapp.privacy.LastSeenMiddleware"]
+    User.objects.create_user(ALICE)
+    alice = make_visitor(kind, "alice", login=ALICE)
+    writes = f"/privacy/{kind}/mine/session-write/"
+    reads_user = f"/privacy/{kind}/mine/user/"
+    steps = [(alice, writes), (alice, writes), (alice, reads_user), (alice, reads_user)]
+    responses = run(kind, site, steps, with_message=False)
+    assert [r["X-Cache"] for r in responses] == ["SKIP", "SKIP", "MISS", "HIT"]
+
+
+def test_accounts_of_two_models_with_one_primary_key_are_told_apart() -> None:
+    """A token middleware's service account and a ``User`` may share a pk: their pages
+    and their places among a request's users are their own."""
+    from types import SimpleNamespace
+
+    from django_creator_cache.views_cache import personal
+
+    user = User(pk=1, username="alice")
+    service = SimpleNamespace(is_authenticated=True, pk=1, get_username=lambda: "svc")
+    assert personal.identity([user]) != personal.identity([service])
+    assert personal.identity([user]) == personal.identity([User(pk=1, username="alice")])
+    found: list[Any] = []
+    for account in (user, service):
+        personal._add(found, account)
+    assert found == [user, service]
 
 
 def test_users_without_a_primary_key_are_told_apart_by_name_or_not_cached() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 import struct
 import time
 from typing import Any, NamedTuple
@@ -72,10 +73,15 @@ class Page(NamedTuple):
     body: bytes
     expires: float | None  # epoch seconds; None: never expires
     controlled: bool  # it has a Cache-Control header
+    life: float | None = None  # seconds it was stored for; None: never expires
 
     def remaining(self) -> float | None:
-        """Seconds left of the page's life (None: never expires)."""
-        return None if self.expires is None else self.expires - time.time()
+        """Seconds left of the page's life (None: never expires); never more than it was
+        stored for, whatever the writer's clock said."""
+        if self.expires is None:
+            return None
+        left = self.expires - time.time()
+        return left if self.life is None else min(left, self.life)
 
     def response(self, headers: dict[str, str] | None = None) -> HttpResponse:
         """A new response for this page (``headers`` instead of the stored ones); raises
@@ -100,13 +106,16 @@ def read(value: Any) -> Page | None:
     if type(value) is not bytes or not value.startswith(MAGIC) or len(value) < _START:
         return None
     status, stored_at, ttl, head_length = _FIXED.unpack_from(value, len(MAGIC))
+    if not (math.isfinite(stored_at) and math.isfinite(ttl)):
+        return None
     end = _START + head_length
     head = _head(value[_START:end])
     if head is None:
         return None
     reason, headers, controlled = head
-    expires = None if ttl < 0 else stored_at + ttl
-    return Page(status, reason, headers, value[end:], expires, controlled)
+    life = None if ttl < 0 else ttl
+    expires = None if life is None else stored_at + life
+    return Page(status, reason, headers, value[end:], expires, controlled, life)
 
 
 # The page last read for a key, with the value it was read from: the local tier hands out

@@ -129,12 +129,20 @@ def identity(found: list[Any]) -> str | None:
 
 
 def _name(user: Any) -> str | None:
+    """``<kind>:pk:<pk>`` (or ``:name:<username>``): the kind (a model's label, else the
+    class) keeps apart accounts of two models that share a primary key (a ``User`` and a
+    service account a token middleware put on ``request.user``)."""
+    meta = getattr(user, "_meta", None)
+    kind = getattr(meta, "label_lower", None)
+    if not isinstance(kind, str):
+        cls = user.__class__  # a lazy user's: the wrapped object's class
+        kind = f"{cls.__module__}.{cls.__qualname__}"
     pk = getattr(user, "pk", None)
     if pk is not None:
-        return f"pk:{pk}"
+        return f"{kind}:pk:{pk}"
     get_username = getattr(user, "get_username", None)
     username = get_username() if callable(get_username) else None
-    return f"name:{username}" if username else None
+    return f"{kind}:name:{username}" if username else None
 
 
 def _add(found: list[Any], user: Any) -> None:
@@ -168,8 +176,9 @@ class Watch:
 
     ``session.accessed`` is already True when the visitor check above loaded the
     session, so it is cleared for the render and restored (or'ed) after it (a
-    write sets it too). ``modified`` is never cleared, so no write can be lost;
-    when it was set before the view, a write during it reads as a read.
+    write sets it too). ``modified`` is never cleared, so no write can be lost: when
+    it was set before the view (a middleware wrote the session), a read during the
+    render cannot be told from a write and counts as one.
     """
 
     __slots__ = ("accessed", "modified", "session")
@@ -190,7 +199,7 @@ class Watch:
         self.session = None  # finish once
         read = bool(session.accessed)
         session.accessed = read or self.accessed
-        return read, bool(session.modified) and not self.modified
+        return read, bool(session.modified) and (read or not self.modified)
 
 
 def cookie_coming(request: HttpRequest) -> bool:
@@ -222,7 +231,7 @@ def verdict(
     only), or None: never stored.
 
     Never: a cookie set (``response.cookies`` or a raw ``Set-Cookie`` header), the
-    session written, the CSRF token used, flash messages shown or added,
+    session written, the CSRF token used, flash messages looked at or added,
     ``no-store``, ``no-cache``, ``max-age=0``, ``s-maxage=0``, ``Vary: *`` or a
     ``Vary`` on a request header the key does not cover.
     Personal: the session read, ``private``, ``Vary: Cookie`` or ``Authorization``.
@@ -232,10 +241,9 @@ def verdict(
     meta = request.META
     if meta.get("CSRF_COOKIE_NEEDS_UPDATE") or meta.get("CSRF_COOKIE_USED"):
         return None
-    messages = get_messages(request)  # iterating it marks it used, even when it is empty
-    if getattr(messages, "added_new", False) or (
-        getattr(messages, "used", False) and len(messages)
-    ):
+    # Messages looked at (listed, counted or tested: any of these loads them) or added.
+    messages = get_messages(request)
+    if getattr(messages, "added_new", False) or getattr(messages, "_loaded_data", None):
         return None
     personal = session_read
     if response.has_header("Cache-Control"):

@@ -40,6 +40,14 @@ class TokenUserMiddleware(MiddlewareMixin):
                 request.user = found
 
 
+class LastSeenMiddleware(MiddlewareMixin):
+    """Writes the session of every logged-in visitor before the view (activity tracking)."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if request.user.is_authenticated:
+            request.session["last_seen"] = "now"
+
+
 def _pref(request: HttpRequest) -> str:
     return request.COOKIES.get("pref", "-")
 
@@ -155,6 +163,15 @@ async def _messages_shown_async(request: HttpRequest) -> HttpResponse:
     return _messages_shown(request)
 
 
+def _messages_counted(request: HttpRequest) -> HttpResponse:
+    """A notification badge: the messages counted, never listed (not marked used)."""
+    return _page("messages-count", request, f"{len(messages.get_messages(request))} new")
+
+
+async def _messages_counted_async(request: HttpRequest) -> HttpResponse:
+    return _messages_counted(request)
+
+
 def _messages_added(request: HttpRequest) -> HttpResponse:
     messages.info(request, f"note-{_pref(request)}")
     return _page("messages-add", request, _pref(request))
@@ -201,6 +218,7 @@ SCENARIOS: dict[str, tuple[View, AView]] = {
     "session-write": (_session_write_sync, _session_write_async),
     "csrf": (_csrf_sync, _csrf_async),
     "messages-show": (_messages_shown, _messages_shown_async),
+    "messages-count": (_messages_counted, _messages_counted_async),
     "messages-add": (_messages_added, _messages_added_async),
     "template-session": (_template_session, _template_session_async),
     "template-user": (_template_anonymous, _template_anonymous_async),
