@@ -24,6 +24,7 @@ from django.test import Client
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from django_creator_cache.ratelimit import drf, parse_rate
+from django_creator_cache.ratelimit.keys import user_identity
 from tests.redis_servers import RedisServer
 from tests.testapp import drf_views
 
@@ -118,7 +119,9 @@ def test_per_view_classes_scopes_and_our_rate_strings(backend: Any) -> None:
     assert statuses(burst, 3, user=Member(9)) == [200, 200, 429]
     refused = call(burst, user=Member(9))
     assert 1 <= int(refused["Retry-After"]) <= 30  # one token back every 30 s
-    key = drf._limiter("drf:burst", parse_rate("2/m"), "token_bucket", None, None).key("user:9")
+    counted = user_identity(Member(9))
+    assert counted == "user:tests.test_drf_throttles.Member:9"  # not the project's user model
+    key = drf._limiter("drf:burst", parse_rate("2/m"), "token_bucket", None, None).key(counted)
     assert backend.get_client().type(key) == b"hash"
 
 

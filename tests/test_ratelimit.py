@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest
@@ -146,10 +147,17 @@ def test_user_keys() -> None:
     anonymous.user = SimpleNamespace(is_authenticated=False, pk=None)  # type: ignore[attr-defined]
     member = request()
     member.user = SimpleNamespace(is_authenticated=True, pk=42)  # type: ignore[attr-defined]
-    assert resolve_key("user")(member) == "user:42"
+    assert resolve_key("user")(member) == "user:types.SimpleNamespace:42"
+    staff = request()
+    staff.user = User(pk=42, username="staff")  # type: ignore[attr-defined]
+    assert resolve_key("user")(staff) == "user:42"  # the project's user model: its pk
     assert resolve_key("user")(anonymous) is None  # the limit does not apply
     assert resolve_key("user_or_ip")(anonymous) == "ip:203.0.113.9"
-    assert resolve_key("user_or_ip")(member) == "user:42"
+    assert resolve_key("user_or_ip")(member) == "user:types.SimpleNamespace:42"
+    keyless = request()
+    keyless.user = SimpleNamespace(is_authenticated=True, pk=None)  # type: ignore[attr-defined]
+    assert resolve_key("user")(keyless) is None  # no name to count under ("user:None" before)
+    assert resolve_key("user_or_ip")(keyless) == "ip:203.0.113.9"
     with pytest.raises(ImproperlyConfigured, match="AuthenticationMiddleware"):
         resolve_key("user")(request())
 

@@ -20,6 +20,7 @@ from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
+from ..accounts import account_name
 from .client_ip import client_ip, ip_group
 
 KeyFunc = Callable[[HttpRequest], str | None]
@@ -60,8 +61,13 @@ async def auser_or_ip_key(request: HttpRequest) -> str:
 
 
 def user_identity(user: Any) -> str | None:
-    """``user:<pk>`` for an authenticated user, None for an anonymous one."""
-    return f"user:{user.pk}" if user.is_authenticated else None
+    """``user:<account>`` for an authenticated user (``user:<pk>`` for the project's user
+    model, see ``accounts.account_name``), None for an anonymous one or an account with
+    neither a primary key nor a username."""
+    if not user.is_authenticated:
+        return None
+    name = account_name(user)
+    return None if name is None else f"user:{name}"
 
 
 def header_key(meta_name: str, request: HttpRequest) -> str:

@@ -28,6 +28,8 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import get_max_age
 from django.utils.functional import SimpleLazyObject, empty
 
+from ..accounts import account_name
+
 _COMMA = re.compile(r"\s*,\s*")  # between Cache-Control directives and Vary names
 # Directives under which no shared or per-user copy may be kept.
 _NEVER = frozenset({"no-store", "no-cache"})
@@ -129,20 +131,8 @@ def identity(found: list[Any]) -> str | None:
 
 
 def _name(user: Any) -> str | None:
-    """``<kind>:pk:<pk>`` (or ``:name:<username>``): the kind (a model's label, else the
-    class) keeps apart accounts of two models that share a primary key (a ``User`` and a
-    service account a token middleware put on ``request.user``)."""
-    meta = getattr(user, "_meta", None)
-    kind = getattr(meta, "label_lower", None)
-    if not isinstance(kind, str):
-        cls = user.__class__  # a lazy user's: the wrapped object's class
-        kind = f"{cls.__module__}.{cls.__qualname__}"
-    pk = getattr(user, "pk", None)
-    if pk is not None:
-        return f"{kind}:pk:{pk}"
-    get_username = getattr(user, "get_username", None)
-    username = get_username() if callable(get_username) else None
-    return f"{kind}:name:{username}" if username else None
+    name = account_name(user)
+    return None if name is None else f"user:{name}"
 
 
 def _add(found: list[Any], user: Any) -> None:
