@@ -28,7 +28,7 @@ from django_creator_cache.backend import indexes
 from django_creator_cache.exceptions import CacheUnavailable
 from tests.conftest import cluster_entry, flush, single_entry
 from tests.processes import CONTEXT, process
-from tests.test_resend_safety import Cut, cut  # noqa: F401  (the cut-reply fixture)
+from tests.test_resend_safety import Cut, cut, pool_kwargs  # noqa: F401  (the cut-reply fixture)
 
 WRITERS = 2
 RACE_SECONDS = 3.0
