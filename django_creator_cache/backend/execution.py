@@ -32,6 +32,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from ..exceptions import CacheUnavailable, CircuitOpen
 from .direct import command_sender
 from .policy import CLUSTER_NODE_ERRORS, OUTAGE_ERRORS, REDIS_ERRORS
+from .replies import PARSE_ERRORS, unparsed
 from .scripts import LuaScript
 
 if TYPE_CHECKING:
@@ -441,6 +442,8 @@ class Executor:
         self, exc: BaseException, operation: str, request: Any, errors: bool = False
     ) -> Any:
         """What the operation gets for a request that ended in ``exc`` (raised if not Redis's)."""
+        if isinstance(exc, PARSE_ERRORS) and not isinstance(request, Local):
+            exc = unparsed(operation, exc)  # Redis sent what could not be read
         if not isinstance(exc, REDIS_ERRORS):
             # Cancelled, interrupted, or our own bug: the probe (if this was it) is over.
             self.runtime.breaker.abandon()

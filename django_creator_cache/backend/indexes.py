@@ -399,3 +399,7 @@ def sweep_rank() -> float:
     else -1."""
     draw = random.random() * SWEEP_EVERY
     return draw if draw < 1 else -1
+
+
+class IncompleteInvalidation(RuntimeError):
+    """The cause of ``CacheUnavailable`` when a drain hit its cap (``MAX_DRAINS``)."""

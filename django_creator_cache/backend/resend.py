@@ -23,6 +23,8 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from .replies import check_replies
+
 # Commands whose second run changes nothing the first did not (reads, plain writes, deletes,
 # expiry) and connection bookkeeping. Anything not named here is never resent.
 SAFE_COMMANDS = frozenset(
@@ -342,12 +344,21 @@ def _guard_pool(pool: Any) -> None:
             conn.__class__ = guarded(type(conn))
 
 
+def _guard_replies(parser: Any) -> None:
+    """Check the replies ``parser`` (a client or a node) parses (``replies``)."""
+    callbacks = getattr(parser, "response_callbacks", None)
+    if callbacks is not None:
+        check_replies(callbacks)
+
+
 def guard_client(client: Any) -> Any:
-    """Make every connection ``client`` opens (now or later, on any node) a guarded one.
+    """Make every connection ``client`` opens (now or later, on any node) a guarded one,
+    and every reply it parses checked (``replies``).
 
     Works on ``Redis``, ``RedisCluster`` and their redis.asyncio twins; the classes the
     client chose (TCP, TLS, Unix socket, Sentinel) keep working, with the guard mixed in.
     """
+    _guard_replies(client)
     manager = getattr(client, "nodes_manager", None)
     if manager is None:
         _guard_pool(client.connection_pool)
@@ -359,14 +370,17 @@ def guard_client(client: Any) -> Any:
         for node in nodes.values():
             if getattr(node, "redis_connection", None) is not None:  # sync node
                 _guard_pool(node.redis_connection.connection_pool)
+                _guard_replies(node.redis_connection)
             elif hasattr(node, "connection_class"):  # redis.asyncio node
                 node.connection_class = guarded(node.connection_class)
+                _guard_replies(node)
     create = getattr(manager, "create_redis_node", None)
     if create is not None and not getattr(create, "guarded", False):
 
         def create_guarded(*args: Any, **kw: Any) -> Any:
             made = create(*args, **kw)
             _guard_pool(made.connection_pool)
+            _guard_replies(made)
             return made
 
         create_guarded.guarded = True  # type: ignore[attr-defined]

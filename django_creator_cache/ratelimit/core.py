@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..backend.cache import RedisCache
 from ..backend.execution import Script, Steps, Unavailable
+from ..backend.replies import PARSE_ERRORS
 from ..backend.scripts import LuaScript
 from ..exceptions import CacheUnavailable
 from . import config
@@ -146,7 +147,10 @@ class Limiter:
             reply = yield Script(self._script, (key,), args)
         except Unavailable:
             return self._unavailable(backend, cost)
-        return self._usage(backend, reply, cost)
+        try:
+            return self._usage(backend, reply, cost)
+        except PARSE_ERRORS:  # not the script's reply: as if Redis could not answer
+            return self._unavailable(backend, cost)
 
     def peek(self, identity: str) -> Usage:
         """Where ``identity`` stands, without counting: would one more hit be allowed?"""

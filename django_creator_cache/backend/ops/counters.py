@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...exceptions import CacheUnavailable, CorruptValue
 from ..execution import Pipe, Script, Steps, Unavailable
+from ..replies import unreadable
 from ..scripts import INCR, REPLACE_IF
 from ..single import More, One
 
@@ -47,7 +48,9 @@ def _answer(cache: Backend, value: Any, state: tuple[Any, str, int]) -> int:
     cache.forget_local((full,))
     if value is None:
         raise ValueError(f"Key {key!r} not found")
-    return int(value)
+    if type(value) is not int:  # never a guessed counter
+        raise CacheUnavailable(cache.alias, "incr", unreadable("incr", value))
+    return value
 
 
 def _unanswered(cache: Backend, exc: Unavailable, state: tuple[Any, str, int]) -> More:

@@ -18,6 +18,7 @@ from ..indexes import (
     ROOT_SHARD,
     TAG_RECORD,
     TAG_SHARD,
+    IncompleteInvalidation,
     Lives,
     Names,
     extended,
@@ -34,6 +35,7 @@ from ..indexes import (
     sweep_rank,
     to_bytes,
 )
+from ..replies import PARSE_ERRORS, unreadable
 from ..scripts import DRAIN, RECORD, WRITE, WRITE_ONE
 from .multi import Rerun, Scripts, SlotTx, SlotTxs, Tx
 
@@ -480,9 +482,13 @@ def drain(
             else:
                 replies = yield Scripts(calls)
             for target, reply in zip(chunk, replies, strict=True):
-                deleted += int(reply[1])
+                try:
+                    count, full = int(reply[1]), int(reply[0]) >= DRAIN_BATCH
+                except PARSE_ERRORS:
+                    raise Unavailable(unreadable("DRAIN", reply)) from None
+                deleted += count
                 gone += reply[2:]
-                if int(reply[0]) >= DRAIN_BATCH:
+                if full:
                     again.append(target)
         pending = again
         per_pipe = FULL_PIPE
@@ -492,7 +498,3 @@ def drain(
             "add entries as fast as they are deleted; run the invalidation again"
         )
     )
-
-
-class IncompleteInvalidation(RuntimeError):
-    """The cause of ``CacheUnavailable`` when a drain hit its cap (``MAX_DRAINS``)."""
