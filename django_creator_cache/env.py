@@ -20,7 +20,8 @@ import os
 import secrets
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+
+from .redis_urls import url_password, without_password
 
 BACKEND = "django_creator_cache.backend.RedisCache"
 _TRUE = {"1", "true", "yes", "on"}
@@ -58,17 +59,6 @@ def redis_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     return f"redis://{host}:{env.get('REDIS_PORT', '6379')}/{env.get('REDIS_DB', '0')}"
 
 
-def _without_password(url: str) -> tuple[str, str | None]:
-    """``url`` with its password taken out, and that password (decoded) or None."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url, None
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
-
-
 def cache_from_env(
     environ: Mapping[str, str] | None = None, *, default_url: str = "redis://127.0.0.1:6379/0"
 ) -> dict[str, Any]:
@@ -79,7 +69,8 @@ def cache_from_env(
     in ``LOCATION``.
     """
     env = os.environ if environ is None else environ
-    url, password = _without_password(redis_url_from_env(env) or default_url)
+    given = redis_url_from_env(env) or default_url
+    url, password = without_password(given), url_password(given)
     password = password or env.get("REDIS_PASSWORD") or None
     options: dict[str, Any] = {}
     if password:

@@ -119,6 +119,11 @@ def test_redact_hides_passwords() -> None:
     assert redact("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
     assert redact("rediss://user:s3cret@h/0") == "rediss://user:***@h/0"
     assert redact("redis://h:6379/0") == "redis://h:6379/0"
+    # redis-py also reads a password from the query (the way for a unix socket).
+    assert redact("redis://h:6379/0?password=s3cret") == "redis://h:6379/0?password=***"
+    assert redact("unix:///run/r.sock?db=1&password=s3cret") == (
+        "unix:///run/r.sock?db=1&password=***"
+    )
     opts = resolve("redis://:s3cret@h:1/0,redis://:s3cret@g:2/0", {"CLUSTER": True})
     assert "s3cret" not in opts.safe_location
     with pytest.raises(ImproperlyConfigured) as info:
@@ -158,6 +163,8 @@ def test_cache_from_env_keeps_the_password_out_of_location() -> None:
         {"REDIS_URL": "redis://:p%40ss%2Fw0rd%3Ax@h:6379/0"},
         {"REDIS_URL": "rediss://ada:p%40ss%2Fw0rd%3Ax@h:6380/2"},
         {"REDIS_URL": "redis://h:6379/0", "REDIS_PASSWORD": secret},
+        {"REDIS_URL": "redis://h:6379/0?password=p%40ss%2Fw0rd%3Ax"},
+        {"REDIS_URL": "unix:///run/redis.sock?db=0&password=p%40ss%2Fw0rd%3Ax"},
     ):
         entry = cache_from_env(env)
         assert entry["OPTIONS"]["PASSWORD"] == secret

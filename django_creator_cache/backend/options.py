@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
+from ..redis_urls import redact
 from . import signing
 from .codec import DEFAULT_COMPRESS_MIN_LENGTH
 
@@ -33,18 +34,6 @@ KNOWN_OPTIONS = frozenset(
     }
 )  # fmt: skip
 URL_SCHEMES = ("redis", "rediss", "unix")
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced, safe for logs and pages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def split_location(location: str | list[str] | tuple[str, ...]) -> list[str]:

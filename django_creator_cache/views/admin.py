@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -29,8 +29,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from .. import conf, history
-from ..health import our_caches, report
+from ..health import check, our_caches, report
 from ..models import MANAGE_PERMISSION, CacheAlias
+from ..redis_urls import url_password
 from ..stats import prefix_counts
 from .actions import ACTIONS, Action, ClearForm, clear_refusal
 from .charts import Chart, chart
@@ -130,9 +131,8 @@ def scrub(text: str | None, cache: RedisCache) -> str | None:
     options = cache.options
     secrets = {str(options.password)} if options.password else set()
     for url in options.urls:
-        password = urlsplit(url).password
-        if password:
-            secrets.update((password, unquote(password)))
+        quoted, password = urlsplit(url).password, url_password(url)
+        secrets.update(secret for secret in (quoted, password) if secret)
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
@@ -321,7 +321,7 @@ def _run(
     data: dict[str, Any],
     back: str,
 ) -> HttpResponse:
-    checked = cache.health()
+    checked = check(cache)
     if not checked["healthy"]:
         error = scrub(checked["error"], cache)
         messages.error(request, f"Cache {alias!r} is unavailable ({error}): nothing was done.")
