@@ -171,6 +171,10 @@ class SessionStore(SessionBase):
         if self.session_key is None:
             return self.create()
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
+        if self.get_expiry_age() <= 0:  # expired already (set_expiry in the past): as
+            if not must_create:  # Django's cache engine, it is gone, not kept as it was
+                self.delete(self.session_key)
+            return None
         user = data.get(SESSION_KEY)
         same_user = user is not None and str(user) == self._loaded_user
         stored = _manager().set(

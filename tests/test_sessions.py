@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from typing import Any
 
@@ -107,6 +108,25 @@ def test_expired_sessions_leave_the_index(cache: Any) -> None:
     time.sleep(1.1)
     assert SessionStore.user_session_keys(8) == [keeper.session_key]
     SessionStore.clear_expired()  # a no-op: nothing to sweep
+
+
+@pytest.mark.parametrize(
+    "past", [-1, datetime.timedelta(seconds=-10)], ids=["seconds", "timedelta"]
+)
+def test_a_session_saved_with_its_expiry_past_is_gone(cache: Any, past: Any) -> None:
+    """``set_expiry`` in the past, then ``save``: the session is deleted (as Django's
+    cache engine does), not kept with its old data and life, nor a 500."""
+    store = SessionStore()
+    store["cart"] = "old"
+    store[SESSION_KEY] = "9"
+    store.save()
+    key = store.session_key
+    store["cart"] = "new"
+    store.set_expiry(past)
+    store.save()
+    assert SessionStore().exists(key) is False
+    assert SessionStore(key).load() == {}
+    assert SessionStore.user_session_keys(9) == []
 
 
 def test_async_session_methods(cache: Any) -> None:
