@@ -140,12 +140,13 @@ def public_error(error: str | None) -> str | None:
 def report(cache: RedisCache) -> dict[str, Any]:
     """Health and statistics of one alias in one dict (``cache_stats``, the admin page).
 
-    The servers are only asked for their facts (INFO, DBSIZE) when the health
+    The servers are only asked for counts and facts (INFO, DBSIZE) when the health
     check passed, so an outage costs one bounded health check, not a timeout
-    per command.
+    per command (nor, on a strict alias, an error).
     """
-    health = cache.health()
-    result = cache.stats(server=bool(health["healthy"]))
+    health = check(cache)
+    healthy = bool(health["healthy"])
+    result = cache.stats(server=healthy, site_wide=healthy)
     result.setdefault("available", False)
     result["healthy"] = health["healthy"]
     result["latency_ms"] = health["latency_ms"]

@@ -279,6 +279,38 @@ def test_page_with_the_server_stopped(
     assert field(html, "hits") == "1"  # this process's own count
 
 
+def test_a_strict_alias_that_is_down_is_reported_not_raised(
+    own_redis_server: RedisServer, settings: Any, manager: Client
+) -> None:
+    """``STRICT`` makes the site's own calls raise; the page, its actions and the
+    commands that check health report the outage instead (no 500, no traceback)."""
+    from io import StringIO
+
+    from django.core.management.base import CommandError
+
+    settings.CACHES = {
+        "default": {
+            **single_entry(own_redis_server, STRICT=True, RETRY_DELAY=0.005),
+            "KEY_PREFIX": "site",
+        }
+    }
+    settings.CACHE_HEALTH_RETRIES = 0
+    own_redis_server.stop()
+
+    response = manager.get(PAGE)
+    assert response.status_code == 200
+    assert field(response.content.decode(), "availability") == "unavailable"
+    response = manager.post(f"{PAGE}default/clear/")
+    assert response.status_code == 302  # refused, with a message: nothing was done
+    with pytest.raises(CommandError, match="unhealthy"):
+        call_command("cache_health", stdout=StringIO())
+    with pytest.raises(CommandError, match="unavailable"):
+        call_command("cache_keys", stdout=StringIO())
+    out = StringIO()
+    call_command("cache_stats", stdout=out)
+    assert "default" in out.getvalue()
+
+
 @pytest.mark.slow
 def test_page_on_every_mode(target: Target, manager: Client) -> None:
     fresh(target.cache)

@@ -106,12 +106,12 @@ def server_facts(cache: Backend) -> Steps[dict[str, Any]]:
     }
 
 
-def stats(cache: Backend, server: bool = True) -> Steps[dict[str, Any]]:
-    """Site-wide counters for this alias (this process's own if Redis cannot tell), plus
-    server facts when ``server``."""
+def stats(cache: Backend, server: bool = True, site_wide: bool = True) -> Steps[dict[str, Any]]:
+    """Site-wide counters for this alias (this process's own if Redis cannot tell, or
+    without ``site_wide``: no call at all), plus server facts when ``server``."""
     runtime = cache.runtime
     shared = None
-    if not runtime.breaker.opened_at:  # open: this process's counts, no call, none counted
+    if site_wide and not runtime.breaker.opened_at:  # open: this process's counts
         with contextlib.suppress(Unavailable):
             shared = yield ("HGETALL", cache.internal_key("stats", cache.alias))
     fallback = runtime.fallback

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from ... import health
 from ..aliases import AliasCommand
 
 
@@ -23,7 +24,7 @@ class Command(AliasCommand):
         found = self.aliases(options)
         results = {}
         for alias, cache in found:
-            checked = cache.health()
+            checked = health.check(cache)
             results[alias] = {
                 "healthy": bool(checked["healthy"]),
                 "latency_ms": checked["latency_ms"],

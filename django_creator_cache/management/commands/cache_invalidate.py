@@ -20,6 +20,7 @@ from django.db.models import Model
 
 from ...backend.cache import RedisCache
 from ...exceptions import CacheError, CacheUnavailable
+from ...health import check
 from ...invalidation import index
 from ...invalidation import models as model_rules
 from ...invalidation.transaction import cache_invalidated
@@ -96,7 +97,7 @@ class Command(BaseCommand):
             for rule in target.rules:
                 used.setdefault(rule.cache, _our_cache(rule.cache))
         for name, each in used.items():
-            health = each.health()
+            health = check(each)
             if not health["healthy"]:
                 raise CommandError(
                     f"cache {name!r} is unavailable ({health['error']}): nothing was invalidated"

@@ -41,7 +41,7 @@ class Command(BaseCommand):
             ((_, cache),) = health.our_caches([alias])
         except KeyError as exc:
             raise CommandError(exc.args[0]) from None
-        checked = cache.health()
+        checked = health.check(cache)
         if not checked["healthy"]:
             raise CommandError(
                 f"cache {alias!r} ({cache.options.safe_location}) is unavailable: "
