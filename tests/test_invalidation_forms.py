@@ -152,6 +152,36 @@ def test_clear_deletes_exactly_this_aliass_keys(servers: Any, settings: Any) -> 
     flush(app)
 
 
+def test_the_key_browser_shows_and_changes_exactly_this_aliass_keys(
+    servers: Any, settings: Any
+) -> None:
+    """The listing hid another alias's keys (``app`` and ``app:tenant2``) and the index
+    bookkeeping; a key page, a delete or an expiry reached by its name must not either."""
+    settings.CACHES = {
+        "app": {**entry_for(servers), "KEY_PREFIX": "app"},
+        "tenant": {**entry_for(servers), "KEY_PREFIX": "app:tenant2"},
+    }
+    app, tenant = caches["app"], caches["tenant"]
+    flush(app)
+    tenant.set("secret", "theirs")
+    app.set("news:1", "ours")
+    theirs, ours = tenant.make_key("secret"), app.make_key("news:1")
+    bookkeeping = next(k for k in every_key(app) if k.startswith("app:dcc:"))
+    steps = (
+        lambda key: browse.inspect_key(app, key),
+        lambda key: browse.delete_key(app, key),
+        lambda key: browse.expire_key(app, key, 5),
+    )
+    for key in (theirs, bookkeeping):
+        for step in steps:
+            with pytest.raises(ValueError, match="not a key of this alias"):
+                app.run(step(key), "browse")
+    assert tenant.get("secret") == "theirs" and tenant.ttl("secret") > 5  # not re-timed
+    assert app.run(browse.inspect_key(app, ours), "browse") is not None
+    assert app.run(browse.delete_key(app, ours), "browse") is True
+    flush(app)
+
+
 # -- tracking needs no declaration; opting out scans -------------------------------------------
 
 

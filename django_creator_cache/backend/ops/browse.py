@@ -12,6 +12,7 @@ invalidation indexes (``indexes``) are bookkeeping and never listed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,12 +78,25 @@ def scope(cache: Backend) -> str:
     return f"{prefix}{cache.key_separator}" if prefix else ""
 
 
+def owned(cache: Backend) -> re.Pattern[str] | None:
+    """The shape of this alias's keys under its ``KEY_PREFIX`` (``indexes.owned_pattern``),
+    or None when there is no prefix to tell them by."""
+    return indexes.owned_pattern(cache) if cache.clear_glob() else None
+
+
+def visible(cache: Backend, key: str, shape: re.Pattern[str] | None) -> bool:
+    """Whether the browser lists, shows and may change ``key``: under this alias's prefix,
+    in its shape (an alias whose prefix extends this one's keeps its keys), and not the
+    invalidation indexes' bookkeeping."""
+    if not key.startswith(scope(cache)) or indexes.is_bookkeeping(cache, key):
+        return False
+    return shape is None or shape.match(key) is not None
+
+
 def within(cache: Backend, key: str) -> None:
-    """Raise ``ValueError`` unless ``key`` belongs to this alias."""
-    if not key.startswith(scope(cache)):
-        raise ValueError(
-            f"{key!r} is not a key of this alias (it must start with {scope(cache)!r})"
-        )
+    """Raise ``ValueError`` unless the browser may show and change ``key`` (``visible``)."""
+    if not visible(cache, key, owned(cache)):
+        raise ValueError(f"{key!r} is not a key of this alias the browser may show or change")
 
 
 class Primaries(Request):
@@ -165,15 +179,12 @@ def browse_keys(
         found: list[bytes] = []
         seen: set[bytes] = set()
         calls = 0
-        owned = indexes.owned_pattern(cache) if cache.clear_glob() else None
+        shape = owned(cache)
         while index < len(nodes) and len(found) < count and calls < SCAN_CALLS:
             position, keys = yield ScanNode(nodes[index], position, glob, count)
             calls += 1
             for key in keys:  # SCAN may return a key twice while the table is resized
-                name = text(key)
-                if indexes.is_bookkeeping(cache, name):
-                    continue
-                if owned is not None and not owned.match(name):
+                if not visible(cache, text(key), shape):
                     continue
                 if key not in seen:
                     seen.add(key)
@@ -268,8 +279,8 @@ def expire_key(cache: Backend, key: str, seconds: int | None) -> Steps[bool]:
     """Give one key ``seconds`` to live (None: no expiry); False if it does not exist.
     An entry's root index follows, as with ``touch`` (``writes.change_life``)."""
     within(cache, key)
-    owned = indexes.owned_pattern(cache)
-    found = owned.match(key) if owned is not None else None
+    shape = indexes.owned_pattern(cache)
+    found = shape.match(key) if shape is not None else None
     user = key[found.end() :] if found and not key.startswith(indexes.names(cache).head) else ""
     if seconds is None:
         request = Pipe([("PERSIST", key), ("EXISTS", key)])
