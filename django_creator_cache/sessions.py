@@ -216,7 +216,8 @@ class SessionStore(SessionBase):
 
     @classmethod
     def user_session_keys(cls, user_id: Any) -> list[str]:
-        """Keys of ``user_id``'s live sessions."""
+        """Stored names of ``user_id``'s live sessions: ``session_name(key)`` (a SHA-256,
+        as a session key is never stored in clear), to count them or find this one."""
         return _manager().user_sessions(user_id)
 
     @classmethod

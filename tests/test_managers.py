@@ -20,6 +20,7 @@ from django_creator_cache.managers import (
     managers,
 )
 from django_creator_cache.managers.auth_tokens import token_id
+from django_creator_cache.managers.sessions import session_name
 from tests.conftest import Target
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -70,7 +71,7 @@ def test_sessions_set_get_delete(m: Managers) -> None:
 def test_sessions_use_the_session_ttl_policy(m: Managers, cache: Any, settings: Any) -> None:
     settings.CACHE_TTL_SESSION = 500
     m.sessions.set("s1", {}, user_id=7)
-    assert 495_000 < _raw(cache).pttl(m.sessions._store.entry_key("s1")) <= 500_000
+    assert 495_000 < _raw(cache).pttl(m.sessions._store.entry_key(session_name("s1"))) <= 500_000
     assert 495_000 < _raw(cache).pttl(m.sessions._store.index_key(7)) <= 500_000
 
 
@@ -80,22 +81,23 @@ def test_every_session_of_a_user(m: Managers, cache: Any) -> None:
         sessions.set(sid, {"n": sid}, user_id=42)
     sessions.set("other", {}, user_id=43)
     sessions.set("anonymous", {})
-    assert sorted(sessions.user_sessions(42)) == ["a", "b", "c"]
+    assert sorted(sessions.user_sessions(42)) == sorted(map(session_name, "abc"))
     assert sessions.user_of("a") == "42"
     assert sessions.user_of("anonymous") is None
     # Deleting one session takes it out of the index.
     sessions.delete("b")
-    assert sorted(sessions.user_sessions(42)) == ["a", "c"]
+    assert sorted(sessions.user_sessions(42)) == sorted(map(session_name, "ac"))
     # A session that vanished behind our back (evicted) is dropped from the list.
-    _raw(cache).delete(sessions._store.entry_key("c"))
-    assert sessions.user_sessions(42) == ["a"]
-    assert _raw(cache).zrange(sessions._store.index_key(42), 0, -1) == [b"a"]
+    _raw(cache).delete(sessions._store.entry_key(session_name("c")))
+    assert sessions.user_sessions(42) == [session_name("a")]
+    named = session_name("a").encode()
+    assert _raw(cache).zrange(sessions._store.index_key(42), 0, -1) == [named]
     # Log out everywhere: only this user's sessions go.
     assert sessions.delete_user_sessions(42) == 1
     assert sessions.get("a") is None
     assert sessions.user_sessions(42) == []
     assert sessions.get("other") == {} and sessions.get("anonymous") == {}
-    assert sessions.user_sessions(43) == ["other"]
+    assert sessions.user_sessions(43) == [session_name("other")]
 
 
 def test_user_index_is_pruned_as_sessions_expire(m: Managers, cache: Any) -> None:
@@ -105,8 +107,9 @@ def test_user_index_is_pruned_as_sessions_expire(m: Managers, cache: Any) -> Non
     index = sessions._store.index_key(5)
     assert _raw(cache).pttl(index) > 55_000  # the index lives as long as its longest entry
     time.sleep(0.3)
-    assert sessions.user_sessions(5) == ["long"]
-    assert _raw(cache).zrange(index, 0, -1) == [b"long"]  # pruned by expiry score
+    assert sessions.user_sessions(5) == [session_name("long")]
+    # pruned by expiry score
+    assert _raw(cache).zrange(index, 0, -1) == [session_name("long").encode()]
     # A shorter session never shortens the index.
     sessions.set("short2", {}, user_id=5, ttl=1)
     assert _raw(cache).pttl(index) > 55_000
@@ -117,7 +120,7 @@ def test_a_session_moved_to_another_user_leaves_the_first_index(m: Managers) -> 
     sessions.set("s", {}, user_id=1)
     sessions.set("s", {}, user_id=2)
     assert sessions.user_sessions(1) == []
-    assert sessions.user_sessions(2) == ["s"]
+    assert sessions.user_sessions(2) == [session_name("s")]
     sessions.set("s", {})  # logged out, session kept
     assert sessions.user_sessions(2) == []
 

@@ -15,6 +15,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.test import Client
 
 from django_creator_cache.managers import managers
+from django_creator_cache.managers.sessions import session_name
 from django_creator_cache.sessions import SessionStore
 from tests.conftest import Target
 
@@ -57,7 +58,7 @@ def test_sessions_live_for_the_session_ttl_policy(cache: Any, settings: Any) -> 
     store = SessionStore()
     store["a"] = 1
     store.save()
-    entry = managers().sessions._store.entry_key(store.session_key)
+    entry = managers().sessions._store.entry_key(session_name(store.session_key))
     assert 1_229_000 < cache.get_client().pttl(entry) <= 1_234_000
     assert store.get_expiry_age() == 1234
     store.set_expiry(60)  # a per-session expiry still wins
@@ -65,15 +66,34 @@ def test_sessions_live_for_the_session_ttl_policy(cache: Any, settings: Any) -> 
     assert 55_000 < cache.get_client().pttl(entry) <= 60_000
 
 
+def test_no_session_key_is_stored_in_clear(cache: Any) -> None:
+    """A session key is a bearer credential: anyone who can list keys (the admin's key
+    browser) or read the user index could replay it as a cookie. Only its SHA-256 is
+    stored."""
+    store = SessionStore()
+    store[SESSION_KEY] = "12"
+    store.save()
+    key = str(store.session_key)
+    raw = cache.get_client()
+    nodes = [n.redis_connection for n in raw.get_primaries()] if cache.cluster else [raw]
+    held = [(node, name) for node in nodes for name in node.keys("*")]
+    assert held and not any(key.encode() in name for _, name in held)
+    members = [
+        m for node, name in held if node.type(name) == b"zset" for m in node.zrange(name, 0, -1)
+    ]
+    assert session_name(key).encode() in members and key.encode() not in members
+    assert SessionStore(key)[SESSION_KEY] == "12"  # found by its key all the same
+
+
 def test_cycle_key_and_flush_keep_the_user_index_true(cache: Any) -> None:
     store = SessionStore()
     store[SESSION_KEY] = "5"
     store.save()
     first = store.session_key
-    assert SessionStore.user_session_keys(5) == [first]
+    assert SessionStore.user_session_keys(5) == [session_name(first)]
     store.cycle_key()
     assert store.session_key != first
-    assert SessionStore.user_session_keys(5) == [store.session_key]
+    assert SessionStore.user_session_keys(5) == [session_name(store.session_key)]
     store.flush()  # logout
     assert SessionStore.user_session_keys(5) == []
 
@@ -87,7 +107,7 @@ def test_log_out_this_user_everywhere(cache: Any) -> None:
     phone.force_login(user)
     bobs.force_login(other)
     keys = sorted(SessionStore.user_session_keys(user.pk))
-    assert keys == sorted([laptop.session.session_key, phone.session.session_key])
+    assert keys == sorted(session_name(c.session.session_key) for c in (laptop, phone))
     assert laptop.session[SESSION_KEY] == str(user.pk)
 
     assert SessionStore.delete_user_sessions(user.pk) == 2
@@ -106,7 +126,7 @@ def test_expired_sessions_leave_the_index(cache: Any) -> None:
     keeper.save()
     assert len(SessionStore.user_session_keys(8)) == 2
     time.sleep(1.1)
-    assert SessionStore.user_session_keys(8) == [keeper.session_key]
+    assert SessionStore.user_session_keys(8) == [session_name(keeper.session_key)]
     SessionStore.clear_expired()  # a no-op: nothing to sweep
 
 

@@ -23,7 +23,7 @@ from django.test import Client
 from django.urls import path
 
 from django_creator_cache.exceptions import CacheUnavailable
-from django_creator_cache.managers.sessions import SessionManager
+from django_creator_cache.managers.sessions import SessionManager, session_name
 from django_creator_cache.sessions import SessionStore, pending_revocations
 from tests.conftest import Target, single_entry, wait_until
 from tests.processes import CONTEXT, process
@@ -65,7 +65,7 @@ def no_pending() -> Iterator[None]:
 
 
 def _entry(session_key: str) -> str:
-    return SessionManager("default")._store.entry_key(session_key)
+    return SessionManager("default")._store.entry_key(session_name(session_key))
 
 
 # -- logout while Redis stalls -------------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_a_login_racing_log_out_everywhere_is_refused(
     fresh[SESSION_KEY] = "5"
     fresh.save()
     assert SessionStore(fresh.session_key)[SESSION_KEY] == "5"
-    assert SessionStore.user_session_keys(5) == [fresh.session_key]
+    assert SessionStore.user_session_keys(5) == [session_name(fresh.session_key)]
 
 
 def test_a_session_loaded_before_log_out_everywhere_is_not_revived_by_its_save(
@@ -285,7 +285,9 @@ def test_log_out_everywhere_racing_logins_in_other_processes(engine: None, targe
     alive_before = [key for key in before if SessionStore(key).load()]
     assert alive_before == []
     # What is still valid is listed in the user's index, so the next call finds it...
-    valid = {key for key, _ in made if SessionStore(key).load().get(SESSION_KEY) == USER}
+    valid = {
+        session_name(key) for key, _ in made if SessionStore(key).load().get(SESSION_KEY) == USER
+    }
     assert valid <= set(SessionStore.user_session_keys(USER))
     # ...and once the logins stopped, one call leaves nothing.
     SessionStore.delete_user_sessions(USER)

@@ -11,7 +11,6 @@ authenticated, which is safe); writes and revocations fail closed
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from ..ttl import TTLLike
 from .base import DomainManager
-from .storage import UserIndexedStore
+from .storage import UserIndexedStore, credential_name
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,8 @@ class TokenInfo:
     data: Any
 
 
-def token_id(token: str) -> str:
-    """The stored name of a token: its SHA-256, hex."""
-    return hashlib.sha256(token.encode()).hexdigest()
+# The stored name of a token: its SHA-256, hex.
+token_id = credential_name
 
 
 class AuthTokenManager(DomainManager):

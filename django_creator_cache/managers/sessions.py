@@ -14,6 +14,10 @@ after the call returns, no session written before its epoch move loads. The
 epoch only grows (it is at least Redis' clock in ms), and its key has no TTL,
 so an expired or deleted key cannot bring an old session back.
 
+A session id is a bearer credential: it is stored by its SHA-256 (``session_name``),
+as auth tokens are, so key listings (the admin's key browser), the user index and
+memory dumps never show one that could be replayed as a cookie.
+
 Loading a user's session reads the session and its user's epoch: one script on
 a single server or Sentinel (the session names its epoch key), two round trips
 on a Cluster, where the two keys live in different slots.
@@ -31,7 +35,10 @@ from ..backend.scripts import LuaScript
 from ..ttl import TTLLike
 from .base import DomainManager
 from .fields import text
-from .storage import UserIndexedStore
+from .storage import UserIndexedStore, credential_name
+
+# The stored name of a session: the SHA-256 of its id, hex.
+session_name = credential_name
 
 _LOG_OUT_EVERYWHERE = LuaScript(
     """
@@ -116,7 +123,7 @@ class SessionManager(DomainManager):
             if user:
                 extra["e"] = self._current_epoch(client, user) if epoch is None else epoch
                 extra["k"] = self.epoch_key(user)
-            return store.put(client, session_id, data, user_id, ttl, mode, extra)
+            return store.put(client, session_name(session_id), data, user_id, ttl, mode, extra)
 
         return self._write("set", write, False)
 
@@ -126,29 +133,33 @@ class SessionManager(DomainManager):
         Fails closed (``CacheUnavailable``), so a caller can tell "no such
         session" from "Redis did not answer" (a logout must still delete it then).
         """
-        return self._must("load", lambda c: self._load(c, session_id))
+        name = session_name(session_id)
+        return self._must("load", lambda c: self._load(c, name))
 
     def get(self, session_id: str, default: Any = None) -> Any:
-        found = self._read("get", lambda c: self._load(c, session_id), None)
+        name = session_name(session_id)
+        found = self._read("get", lambda c: self._load(c, name), None)
         return default if found is None else found.data
 
     def user_of(self, session_id: str) -> str | None:
         """The user id a session was stored with (None: anonymous or no such session)."""
-        found = self._read("user_of", lambda c: self._load(c, session_id), None)
+        name = session_name(session_id)
+        found = self._read("user_of", lambda c: self._load(c, name), None)
         return found.user if found is not None and found.user else None
 
     def exists(self, session_id: str) -> bool:
         """Whether the id is taken (also by a session refused since a log-out-everywhere)."""
-        store = self._store
-        return self._read("exists", lambda c: store.exists(c, session_id), False)
+        store, name = self._store, session_name(session_id)
+        return self._read("exists", lambda c: store.exists(c, name), False)
 
     def delete(self, session_id: str) -> bool:
         """Delete a session and take it out of its user's index; True if it existed."""
-        store = self._store
-        return self._write("delete", lambda c: store.delete(c, session_id), False)
+        store, name = self._store, session_name(session_id)
+        return self._write("delete", lambda c: store.delete(c, name), False)
 
     def user_sessions(self, user_id: Any) -> list[str]:
-        """Ids of ``user_id``'s live sessions (not those refused by their epoch)."""
+        """Stored names (``session_name`` of the ids) of ``user_id``'s live sessions (not
+        those refused by their epoch)."""
         no_sessions: list[str] = []
         return self._read("user_sessions", lambda c: self._live_ids(c, user_id), no_sessions)
 
@@ -175,9 +186,9 @@ class SessionManager(DomainManager):
     def _current_epoch(self, client: Any, user: str) -> int:
         return int(client.get(self.epoch_key(user)) or 0)
 
-    def _load(self, client: Any, session_id: str) -> LoadedSession | None:
+    def _load(self, client: Any, name: str) -> LoadedSession | None:
         store = self._store
-        key = store.entry_key(session_id)
+        key = store.entry_key(name)
         if self.cache.cluster:
             raw, user, epoch = client.hmget(key, ["d", "u", "e"])
             named = current = None
@@ -190,7 +201,7 @@ class SessionManager(DomainManager):
         if user and named is None:  # a Cluster, or a session stored without its epoch key
             current = self._current_epoch(client, user)
         if user and stored_epoch < int(current or 0):
-            store.delete(client, session_id)  # logged out everywhere since: gone for good
+            store.delete(client, name)  # logged out everywhere since: gone for good
             return None
         missing = object()
         data = self._decode(key, raw, missing)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,12 @@ redis.call('DEL', KEYS[1])
 return deleted
 """
 )
+
+
+def credential_name(secret: str) -> str:
+    """The stored name of a bearer credential (a session id, an auth token): its SHA-256,
+    hex. Key names, indexes and dumps then show nothing that could be replayed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class SlotGroup:
