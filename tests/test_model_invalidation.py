@@ -126,6 +126,20 @@ def test_tags_are_computed_from_the_instance_when_it_is_written(cache: Any) -> N
     assert cache.get("pages:carl") == "x"
 
 
+def test_a_change_of_owner_invalidates_the_old_and_the_new_owners_names(cache: Any) -> None:
+    """A computed tag names the owner: when a save or an update moves the row from ann to
+    bob, both owners' cached lists are stale (ann's lost a campaign, bob's gained one)."""
+    campaign = Campaign.objects.create(name="Spring", owner="ann")
+    for owner in ("ann", "bob", "carol", "dan"):
+        cache.set(f"lists:{owner}", owner, tags=[f"owner:{owner}"])
+    campaign.owner = "bob"
+    campaign.save()  # ann -> bob: the row as it was is read before the save
+    assert cache.get_many(["lists:ann", "lists:bob", "lists:carol"]) == {"lists:carol": "carol"}
+    cache.set("lists:bob", "bob", tags=["owner:bob"])
+    assert Campaign.objects.filter(pk=campaign.pk).update(owner="carol") == 1  # bob -> carol
+    assert cache.get_many(["lists:bob", "lists:carol", "lists:dan"]) == {"lists:dan": "dan"}
+
+
 def test_delete_invalidates_with_the_deleted_instance_tags(cache: Any) -> None:
     spring = Campaign.objects.create(name="Spring", owner="ann")
     summer = Campaign.objects.create(name="Summer", owner="bob")

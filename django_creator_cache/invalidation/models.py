@@ -5,7 +5,9 @@ connects receivers for ``post_save``, ``post_delete`` and ``m2m_changed`` (every
 many-to-many relation of the model, changed from either side). Each receiver
 computes the prefixes and tags from the instance when the signal fires (its pk
 is still set in ``post_delete``) and invalidates them when the transaction
-commits (``transaction.schedule``).
+commits (``transaction.schedule``). When a rule computes names, a save also
+invalidates those of the row as it was (read in ``pre_save``, one SELECT), so a
+row that moves from one owner to another leaves neither owner's entries stale.
 
 Writes that send no signals (``QuerySet.update``, ``bulk_create``,
 ``bulk_update``) go through ``InvalidatingQuerySet``/``InvalidatingManager``, or
@@ -22,7 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.models import Manager, ManyToManyField, ManyToManyRel, Model, QuerySet
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from .transaction import cache_invalidated, no_invalidation, schedule, suppressed
 
@@ -40,6 +42,8 @@ M = TypeVar("M", bound=Model)
 Names = Iterable[str] | Callable[[M], Iterable[str]]
 
 _UID = "django_creator_cache.invalidation"
+# Where a save's receivers keep the row as it was before the save (on the instance).
+_BEFORE = "_dcc_row_before_save"
 # m2m_changed actions that change rows. A clear is handled before it runs, while
 # the rows it removes (and so the objects it affects) can still be read.
 _M2M_ACTIONS = frozenset({"post_add", "post_remove", "pre_clear"})
@@ -93,6 +97,7 @@ def invalidate_on(
     if rule.prefixes == () and rule.tags == ():
         raise ValueError(f"invalidate_on({model._meta.label}): give prefixes, tags or both")
     _rules.setdefault(model, {})[cache] = rule
+    pre_save.connect(_before_save, sender=model, dispatch_uid=_UID)
     post_save.connect(_on_save, sender=model, dispatch_uid=_UID)
     post_delete.connect(_on_delete, sender=model, dispatch_uid=_UID)
     for through in _through_models(model):
@@ -124,8 +129,8 @@ class InvalidatingQuerySet(QuerySet[M]):
 
     Those send no signals, so ``invalidate_on`` alone cannot see them. Use
     ``objects = InvalidatingManager()`` or ``objects = InvalidatingQuerySet.as_manager()``.
-    When the model's rules compute names from instances, ``update`` first reads
-    the rows it is about to change (one SELECT), and uses them as they were.
+    When the model's rules compute names from instances, ``update`` reads the rows it
+    changes before and after (two SELECTs) and invalidates the names of both.
     """
 
     def update(self, **kwargs: Any) -> int:
@@ -133,7 +138,10 @@ class InvalidatingQuerySet(QuerySet[M]):
         before = list(self) if any(rule.needs_instances for rule in rules) else []
         rows = super().update(**kwargs)  # marks the queryset for write: self.db is the writer
         if rows:
-            _schedule(self.model, before, self.db)
+            # Names of the rows as they were and as they are (an owner moved: both lists).
+            changed = [obj.pk for obj in before]
+            after = list(self.model._base_manager.using(self.db).filter(pk__in=changed))
+            _schedule(self.model, [*before, *after], self.db)
         return rows
 
     def bulk_create(self, objs: Iterable[M], *args: Any, **kwargs: Any) -> list[M]:
@@ -163,8 +171,19 @@ class InvalidatingManager(Manager[M]):
 # -- receivers ---------------------------------------------------------------------
 
 
+def _before_save(sender: type[Model], instance: Model, using: str, **kwargs: Any) -> None:
+    """The row as it is before a save changes it, when a rule computes names from it: the
+    names it had are stale too (``owner:ann`` when the owner becomes bob). One SELECT."""
+    if instance._state.adding or instance.pk is None or kwargs.get("raw"):
+        return
+    if any(rule.needs_instances for rule in _rules.get(sender, {}).values()):
+        rows = sender._base_manager.using(using).filter(pk=instance.pk)
+        instance.__dict__[_BEFORE] = rows.first()
+
+
 def _on_save(sender: type[Model], instance: Model, using: str, **kwargs: Any) -> None:
-    _schedule(sender, [instance], using)
+    before = instance.__dict__.pop(_BEFORE, None)
+    _schedule(sender, [instance] if before is None else [instance, before], using)
 
 
 def _on_delete(sender: type[Model], instance: Model, using: str, **kwargs: Any) -> None:
