@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "django_creator_cache"
 NAME = PACKAGE.name
 # The floors below the backend: what it may import outside itself.
-FOUNDATION = {"exceptions", "keys", "ttl", "conf", "durations", "embedded", "env"}
+FOUNDATION = {"exceptions", "keys", "ttl", "conf", "durations", "embedded", "env", "redis_urls"}
 LONGEST = 500
 
 
