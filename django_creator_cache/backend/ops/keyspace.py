@@ -38,7 +38,8 @@ def clear(cache: Backend) -> Steps[bool]:
             else:
                 yield ("FLUSHDB",)
         else:
-            yield from _scan_delete(cache, glob, owned)
+            yield from _clear_indexes(cache)
+            yield from _scan_delete(cache, glob, owned, indexes_too=False)
     except Unavailable:
         return False
     finally:
@@ -47,9 +48,28 @@ def clear(cache: Backend) -> Steps[bool]:
     return True
 
 
-def _scan_delete(cache: Backend, glob: str, keep: re.Pattern[str] | None) -> Steps[tuple[int, int]]:
-    """Delete the keys matching ``glob`` (and ``keep``, when given) on every primary, a
-    SCAN page at a time; ``(deleted, keys scanned)``."""
+def _clear_indexes(cache: Backend) -> Steps[None]:
+    """Delete this alias's invalidation indexes before its entries: every slot record
+    (a Cluster's), then every shard, each kind in a SCAN of its own. An entry written
+    while ``clear`` runs then either existed when the entries' pass began (and goes with
+    it) or sits in a shard made after its old one was deleted, and such a shard records
+    itself again after the records were deleted: it stays invalidatable. (Shards deleted
+    as the entries' SCAN met them could drop an entry written behind that SCAN.)"""
+    n = indexes.names(cache)
+    records = (indexes.ROOT_RECORD, indexes.TAG_RECORD) if n.sharded() else ()
+    for kinds in (records, (indexes.ROOT_SHARD, indexes.TAG_SHARD)):
+        if kinds:  # both kinds in one SCAN: their names differ in the last letter only
+            last = "".join(kind[-1] for kind in kinds)
+            glob = f"{glob_escape(n.head + kinds[0][:-1])}[{last}]{glob_escape(n.sep)}*"
+            yield from _scan_delete(cache, glob, None)
+
+
+def _scan_delete(
+    cache: Backend, glob: str, keep: re.Pattern[str] | None, indexes_too: bool = True
+) -> Steps[tuple[int, int]]:
+    """Delete the keys matching ``glob`` (and ``keep``, when given; without
+    ``indexes_too``, not the invalidation indexes) on every primary, a SCAN page at a
+    time; ``(deleted, keys scanned)``."""
     deleted = scanned = 0
     nodes: list[str] = yield Primaries()
     for node in nodes:
@@ -60,6 +80,8 @@ def _scan_delete(cache: Backend, glob: str, keep: re.Pattern[str] | None) -> Ste
             keys = [text(k) for k in found]
             if keep is not None:
                 keys = [k for k in keys if keep.match(k)]
+            if not indexes_too:
+                keys = [k for k in keys if not indexes.is_bookkeeping(cache, k)]
             if keys:
                 deleted += yield from delete_keys(cache, keys)
                 cache.forget_local(keys)
