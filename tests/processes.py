@@ -55,3 +55,11 @@ def process(target: Callable[..., Any], *args: Any) -> Any:
     come from ``CONTEXT``."""
     where = f"{target.__module__}:{target.__qualname__}"
     return CONTEXT.Process(target=_run, args=(_settings_now(), where, args))
+
+
+def exit_codes(processes: list[Any], timeout: float) -> list[int | None]:
+    """Wait for every process (``timeout`` seconds each at most); their exit codes (None:
+    still running)."""
+    for each in processes:
+        each.join(timeout)
+    return [each.exitcode for each in processes]

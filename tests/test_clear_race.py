@@ -16,7 +16,7 @@ import pytest
 from django.core.cache import caches
 
 from tests.conftest import cluster_entry, flush, single_entry
-from tests.processes import CONTEXT, process
+from tests.processes import CONTEXT, exit_codes, process
 
 WRITERS = 2
 BULK = 60_000  # other keys that keep clear()'s SCAN busy
@@ -57,9 +57,8 @@ def test_entries_written_during_a_clear_stay_invalidatable(
         assert cache.clear() is True
     finally:
         stop.set()
-        for writer in writers:
-            writer.join(60)
-    assert [writer.exitcode for writer in writers] == [0] * WRITERS
+        codes = exit_codes(writers, 60)
+    assert codes == [0] * WRITERS
     cache.invalidate_prefix("race")
     assert cache.keys("race:*") == []
     flush(cache)

@@ -14,7 +14,7 @@ import pytest
 from django.core.cache import caches
 
 from tests.conftest import cluster_entry, single_entry
-from tests.processes import CONTEXT, process
+from tests.processes import CONTEXT, exit_codes, process
 
 PROCESSES = 4
 INCREMENTS = 60  # per process
@@ -44,8 +44,6 @@ def test_increments_past_64_bits_from_several_processes_all_count(
     workers = [process(_increment, start) for _ in range(PROCESSES)]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    assert exit_codes(workers, 120) == [0] * PROCESSES
     assert cache.get("big") == START + PROCESSES * INCREMENTS
     assert 400 <= cache.ttl("big") <= 500  # the key kept its life

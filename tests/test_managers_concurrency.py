@@ -6,7 +6,7 @@ from typing import Any
 
 from django_creator_cache.managers import managers
 from tests.conftest import Target
-from tests.processes import CONTEXT, process
+from tests.processes import CONTEXT, exit_codes, process
 
 PROCESSES = 4
 ADDS = 250
@@ -25,9 +25,7 @@ def test_increments_from_four_processes_sum_exactly(target: Target) -> None:
     procs = [process(_add_views, barrier) for _ in range(PROCESSES)]
     for proc in procs:
         proc.start()
-    for proc in procs:
-        proc.join(60)
-    assert [proc.exitcode for proc in procs] == [0] * PROCESSES
+    assert exit_codes(procs, 60) == [0] * PROCESSES
     totals = managers("default").view_tracking.get(7, 9)
     assert totals is not None
     assert (totals.views, totals.likes) == (PROCESSES * ADDS, 2 * PROCESSES * ADDS)
